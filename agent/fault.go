@@ -50,6 +50,12 @@ type Event struct {
 	// Reading is the latest reading that showed the change, for the ticket
 	// description. Its Fields are zero for communicationFailure.
 	Reading Reading
+	// Lat and Lon are the device's position as the detector knows it
+	// (registry, then the device's own reports), when HasPosition: the
+	// ticket of a device missing from the registry still tells the crew
+	// where to go.
+	Lat, Lon    float64
+	HasPosition bool
 }
 
 // ActiveFault is a fault known to be open, as restored from the store at

@@ -124,6 +124,11 @@ type Ticket struct {
 
 	ClearedAt     time.Time `json:"cleared_at,omitzero"`     // when the fault cleared, if it has
 	Justification string    `json:"justification,omitempty"` // the cancel's justification
+	// CancelWanted records a clear that must cancel the ticket once it is
+	// known to exist at the API: set when the fault cleared while a create
+	// was in flight or uncertain (the ticket may exist there, so it cannot
+	// simply be suppressed), and EDGE_CANCEL_ON_CLEAR was on.
+	CancelWanted bool `json:"cancel_wanted,omitempty"`
 
 	Attempts      int       `json:"attempts"`
 	LastAttemptAt time.Time `json:"last_attempt_at,omitzero"`
