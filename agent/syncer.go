@@ -259,6 +259,13 @@ func (s *Syncer) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan<- r
 	}
 	s.mu.Unlock()
 
+	if len(batch) > 0 && s.log.Enabled(ctx, slog.LevelDebug) {
+		ps := make([]int64, len(batch))
+		for i := range batch {
+			ps[i] = batch[i].Protocol
+		}
+		s.log.Debug("sync: dispatch", "down", down, "tickets", ps)
+	}
 	for _, t := range batch {
 		wg.Add(1)
 		go func(t Ticket) {
