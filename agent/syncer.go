@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,6 +61,7 @@ type Syncer struct {
 	now   func() time.Time
 
 	wake chan struct{}
+	beat atomic.Int64 // unix nanos of the loop's last turn, for the watchdog
 
 	mu       sync.Mutex
 	health   APIHealth
@@ -132,6 +134,19 @@ func (s *Syncer) Busy() bool {
 
 type result struct{ protocol int64 }
 
+// maxIdle bounds how long the loop sleeps with nothing to do.
+const maxIdle = 5 * time.Second
+
+// Beat returns when the loop last turned.
+func (s *Syncer) Beat() time.Time { return unixNanos(s.beat.Load()) }
+
+func unixNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
 // Run sends tickets until ctx is done, then lets in-flight requests finish
 // for up to ShutdownGrace and returns. It returns an error only when the
 // store fails in a way it cannot retry past.
@@ -148,6 +163,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	defer timer.Stop()
 	storeFailures := 0
 	for {
+		s.beat.Store(s.now().UnixNano())
 		if ctx.Err() != nil {
 			return s.drain(&wg, done, cancelReqs)
 		}
@@ -158,6 +174,10 @@ func (s *Syncer) Run(ctx context.Context) error {
 			next = s.now().Add(min(time.Duration(storeFailures)*time.Second, 30*time.Second))
 		} else {
 			storeFailures = 0
+		}
+		// Turn at least every few seconds, so the watchdog sees a live loop.
+		if limit := s.now().Add(maxIdle); next.IsZero() || next.After(limit) {
+			next = limit
 		}
 		resetTimer(timer, next, s.now())
 		select {
