@@ -1,0 +1,341 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Group commit.
+//
+// Every write is a request: a function over the write transaction. One
+// writer goroutine takes a request, then every request already waiting (up
+// to maxBatch), runs them all in one bbolt transaction and commits once — two
+// fdatasyncs for the whole batch instead of two per ticket. Batches form by
+// themselves: while one commit waits for the disk, new callers queue up on
+// the channel. No timer adds latency to a lone write.
+//
+// A request whose function fails must not take the others down: the
+// transaction is rolled back, that request gets its error, and the rest run
+// again in a fresh transaction. So functions may run more than once and must
+// derive everything from the transaction (they do: the store's own
+// functions read their state from it; UpdateTicket's fn is documented pure).
+//
+// Each caller is answered only after its batch is committed (durable), or
+// with the error that kept it from being.
+
+// maxBatch bounds one transaction, so that a storm of thousands of callers
+// still commits every few milliseconds and memory stays small.
+const maxBatch = 1024
+
+// pruneChunk bounds one pruning transaction.
+const pruneChunk = 1024
+
+type request struct {
+	ctx context.Context
+	fn  func(w *wtx) error
+	// growth marks writes that add data (new tickets, attribute records):
+	// they may not use the space reserved for moving tickets along.
+	growth bool
+	done   chan error
+}
+
+// wtx is one run of a batch's transaction.
+type wtx struct {
+	s     *Store
+	tx    *bolt.Tx
+	now   time.Time
+	floor uint64 // the sequence floor from the sidecar
+	wrote bool   // something was written: commit, else roll back
+	seq   uint64 // highest sequence number allocated in this run, 0 for none
+}
+
+// submit hands a write to the writer and waits until it is durable. ctx
+// bounds the wait to be accepted; once accepted, the write is committed or
+// fails on its own and submit waits for that answer (a commit takes
+// milliseconds, and answering "cancelled" for a write that then commits
+// would lie to the caller).
+func (s *Store) submit(ctx context.Context, growth bool, fn func(*wtx) error) error {
+	if s.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{ctx: ctx, fn: fn, growth: growth, done: make(chan error, 1)}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closing:
+		return ErrClosed
+	}
+	return <-r.done
+}
+
+// writer is the one goroutine that writes. Close stops it between batches.
+func (s *Store) writer() {
+	defer s.wg.Done()
+	for {
+		var first *request
+		select {
+		case <-s.closing:
+			return
+		case first = <-s.reqs:
+		}
+		batch := []*request{first}
+	gather:
+		for !s.opts.noGroup && len(batch) < maxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		s.commitBatch(batch)
+		if s.hardMax > 0 {
+			s.maintainSpace()
+		}
+	}
+}
+
+func answer(reqs []*request, err error) {
+	for _, r := range reqs {
+		r.done <- err
+	}
+}
+
+func isMaxSize(err error) bool { return errors.Is(err, berrors.ErrMaxSizeReached) }
+
+func (s *Store) commitBatch(batch []*request) {
+	live := make([]*request, 0, len(batch))
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err // not run: nothing written for it
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	rest, err := s.runTx(live, s.softMax)
+	if err == nil {
+		s.committed(rest)
+		return
+	}
+	if !isMaxSize(err) {
+		s.failBatch(rest, err)
+		return
+	}
+	// The cap is reached: make room from finished tickets, oldest first
+	// whatever their age, and try again.
+	for {
+		n, perr := s.pruneNow(time.Time{}, pruneChunk)
+		if perr != nil || n == 0 {
+			break
+		}
+		s.log.Warn("store at its size cap: pruned finished tickets early", logCount, n)
+		if rest, err = s.runTx(rest, s.softMax); err == nil {
+			s.committed(rest)
+			return
+		}
+		if !isMaxSize(err) {
+			s.failBatch(rest, err)
+			return
+		}
+	}
+	// Still full. Writes that add data are refused; the others (moving a
+	// ticket along, clearing, marking synced) may use the reserve, so that
+	// the queue can drain and space free up again.
+	used, _ := s.usedBytes()
+	full := fmt.Errorf("%w: %d of %d bytes in use, nothing finished left to prune (queued tickets are kept)", ErrFull, used, s.hardMax)
+	if s.setFull(true) {
+		s.log.Error("store full: new tickets are refused until space frees; queued tickets are kept",
+			logPath, s.opts.Path, "used_bytes", used, "max_bytes", s.hardMax)
+	}
+	s.setLastError(full)
+	var reserve []*request
+	for _, r := range rest {
+		if r.growth {
+			r.done <- full
+		} else {
+			reserve = append(reserve, r)
+		}
+	}
+	if len(reserve) == 0 {
+		return
+	}
+	rest, err = s.runTx(reserve, s.hardMax)
+	switch {
+	case err == nil:
+		answer(rest, nil)
+	case isMaxSize(err):
+		answer(rest, full)
+	default:
+		s.failBatch(rest, err)
+	}
+}
+
+// committed answers a successful batch; a growing write that fits again
+// ends the full state.
+func (s *Store) committed(reqs []*request) {
+	answer(reqs, nil)
+	for _, r := range reqs {
+		if r.growth {
+			if s.isFull() && s.setFull(false) {
+				s.log.Info("store no longer full", logPath, s.opts.Path)
+			}
+			return
+		}
+	}
+}
+
+func (s *Store) failBatch(reqs []*request, err error) {
+	err = fmt.Errorf("commit to store: %w", err)
+	s.setLastError(err)
+	s.log.Error("store write failed", logErr, err)
+	answer(reqs, err)
+}
+
+// runTx runs the requests in one transaction under the given size limit
+// and commits. A request whose function fails is answered with its error
+// and dropped, and the others run again. It returns the requests still
+// unanswered: committed when err is nil, not written when it is not.
+func (s *Store) runTx(reqs []*request, maxSize int) ([]*request, error) {
+	if s.hardMax > 0 {
+		// Only this goroutine begins write transactions, and bbolt reads
+		// MaxSize only inside them: changing it between them is safe.
+		s.db.MaxSize = maxSize
+	}
+	for len(reqs) > 0 {
+		tx, err := s.db.Begin(true)
+		if err != nil {
+			return reqs, err
+		}
+		w := &wtx{s: s, tx: tx, now: s.now().Round(0), floor: s.seqFloor}
+		failed, ferr := -1, error(nil)
+		for i, r := range reqs {
+			if ferr = r.fn(w); ferr != nil {
+				failed = i
+				break
+			}
+		}
+		if failed >= 0 {
+			_ = tx.Rollback()
+			reqs[failed].done <- ferr
+			reqs = append(reqs[:failed:failed], reqs[failed+1:]...)
+			continue
+		}
+		if !w.wrote {
+			// Nothing changed (a raise of a fault already open, ...): the state
+			// read is already durable, no commit or fsync needed.
+			_ = tx.Rollback()
+			return reqs, nil
+		}
+		if err := tx.Commit(); err != nil {
+			return reqs, err
+		}
+		s.commits.Add(1)
+		if w.seq > 0 {
+			s.recordSeq(w.seq)
+		}
+		return reqs, nil
+	}
+	return nil, nil
+}
+
+// recordSeq writes a new high-water mark to the sidecar, before the callers
+// are answered. A failure is logged, not returned: the database already
+// holds the mark, the sidecar only guards against restores.
+func (s *Store) recordSeq(seq uint64) {
+	s.seqFloor = max(s.seqFloor, seq)
+	s.highWater.Store(int64(s.seqFloor))
+	if err := s.seq.write(s.seqFloor); err != nil {
+		s.setLastError(err)
+		s.log.Error("sequence sidecar not updated; numbers stay unique unless the store file is also replaced", logErr, err)
+	}
+}
+
+// allocProtocol numbers a new ticket: the next sequence number after both
+// the database mark and the sidecar's, persisted in this transaction.
+func (w *wtx) allocProtocol() (int64, error) {
+	meta := w.tx.Bucket(bktMeta)
+	next := max(u64Decode(meta.Get(metaSeq)), w.floor) + 1
+	base := w.s.opts.ProtocolBase
+	if next > math.MaxInt64 || (base > 0 && int64(next) > math.MaxInt64-base) {
+		return 0, fmt.Errorf("number ticket: %w: protocol sequence exhausted (base %d, seq %d)", ErrInvalid, base, next)
+	}
+	if err := meta.Put(metaSeq, u64(next)); err != nil {
+		return 0, fmt.Errorf("number ticket: %w", err)
+	}
+	w.seq, w.wrote = next, true
+	return base + int64(next), nil
+}
+
+// usedBytes is the data in the file: bbolt's high-water mark less the free
+// pages (pages pending release count as free: they will be).
+func (s *Store) usedBytes() (int64, error) {
+	var high int64
+	if err := s.db.View(func(tx *bolt.Tx) error { high = tx.Size(); return nil }); err != nil {
+		return 0, err
+	}
+	st := s.db.Stats()
+	return high - int64(st.FreePageN+st.PendingPageN)*int64(s.db.Info().PageSize), nil
+}
+
+// maintainSpace runs after each batch on a capped store: it prunes finished
+// tickets early when the data passes 90 % of the cap, so that a storm finds
+// room instead of pruning in its path, and ends the full state when the use
+// falls under 80 %.
+func (s *Store) maintainSpace() {
+	used, err := s.usedBytes()
+	if err != nil {
+		return
+	}
+	limit := int64(s.softMax)
+	if used*10 > limit*9 {
+		if n, err := s.pruneNow(time.Time{}, pruneChunk); err == nil && n > 0 {
+			s.log.Info("store near its size cap: pruned finished tickets early", logCount, n, "used_bytes", used)
+			used, _ = s.usedBytes()
+		}
+	}
+	if used*10 < limit*8 && s.isFull() && s.setFull(false) {
+		s.log.Info("store no longer full", logPath, s.opts.Path)
+	}
+}
+
+// pruneNow removes up to limit finished tickets that finished before cutoff
+// (any age when cutoff is zero), in its own transaction, from the writer
+// goroutine itself. It may use the reserve: deleting is how space returns.
+func (s *Store) pruneNow(cutoff time.Time, limit int) (int, error) {
+	if s.hardMax > 0 {
+		s.db.MaxSize = s.hardMax
+	}
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return 0, err
+	}
+	w := &wtx{s: s, tx: tx, now: s.now().Round(0), floor: s.seqFloor}
+	n, err := w.prune(cutoff, limit)
+	if err != nil || n == 0 {
+		_ = tx.Rollback()
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		s.setLastError(fmt.Errorf("prune: %w", err))
+		return 0, err
+	}
+	s.commits.Add(1)
+	s.pruned.Add(int64(n))
+	return n, nil
+}
