@@ -84,7 +84,7 @@ type Record struct {
 }
 
 // Ticket returns the record of one protocol.
-func (r *Record) Ticket(protocol int64) (TicketRecord, bool) {
+func (r Record) Ticket(protocol int64) (TicketRecord, bool) {
 	for _, t := range r.Tickets {
 		if t.Protocol == protocol {
 			return t, true
@@ -94,7 +94,7 @@ func (r *Record) Ticket(protocol int64) (TicketRecord, bool) {
 }
 
 // Device returns the record of one nameplate.
-func (r *Record) Device(nameplate string) (DeviceRecord, bool) {
+func (r Record) Device(nameplate string) (DeviceRecord, bool) {
 	for _, d := range r.Devices {
 		if d.Nameplate == nameplate {
 			return d, true
