@@ -418,6 +418,10 @@ var durationType = reflect.TypeFor[time.Duration]()
 
 func (l *loader) loadPlain(f field, fv reflect.Value, src *varSource) {
 	raw, set := l.lookup(f)
+	if f.required && strings.TrimSpace(raw) == "" {
+		l.problem(f.name, "required, and not set")
+		return
+	}
 	if !set {
 		src.Default = true
 		if !f.hasDef {
@@ -874,12 +878,10 @@ func (l *loader) checkCAFile(name, path string) bool {
 
 func (l *loader) validateM2M(c *Config) {
 	l.checkBaseURL(c)
-	switch {
-	case strings.TrimSpace(c.M2MInstanceID) == "":
-		l.problem("EDGE_M2M_INSTANCE_ID", "required (the idInstance of the API paths)")
-	case strings.ContainsFunc(c.M2MInstanceID, func(r rune) bool {
+	// Empty: reported as required by loadPlain.
+	if strings.ContainsFunc(c.M2MInstanceID, func(r rune) bool {
 		return unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune("/?#%", r)
-	}):
+	}) {
 		l.bad("EDGE_M2M_INSTANCE_ID", c.M2MInstanceID, "must not contain spaces, control characters or / ? # %%")
 	}
 	for _, s := range []struct {
@@ -934,8 +936,7 @@ func (l *loader) validateM2M(c *Config) {
 func (l *loader) checkBaseURL(c *Config) {
 	const name = "EDGE_M2M_BASE_URL"
 	if c.M2MBaseURL == "" {
-		l.problem(name, "required (e.g. https://iot.exati.com.br/staging)")
-		return
+		return // reported as required by loadPlain
 	}
 	u, err := url.Parse(c.M2MBaseURL)
 	switch {
@@ -1019,11 +1020,11 @@ func (l *loader) validateDetection(c *Config) {
 		l.bad("EDGE_LONGITUDE", fmtFloat(c.Longitude), "must be from -180 to 180 degrees")
 	}
 	if latSet != lonSet {
-		missing := "EDGE_LONGITUDE"
+		missing, given := "EDGE_LONGITUDE", "EDGE_LATITUDE"
 		if !latSet {
-			missing = "EDGE_LATITUDE"
+			missing, given = given, missing
 		}
-		l.problem(missing, "required with %s: give both coordinates or neither", map[bool]string{true: "EDGE_LATITUDE", false: "EDGE_LONGITUDE"}[latSet])
+		l.problem(missing, "required with %s: give both coordinates or neither", given)
 	}
 	reportOK := l.positiveDuration("EDGE_REPORT_INTERVAL", c.ReportInterval)
 	lossOK := l.positiveDuration("EDGE_COMM_LOSS_AFTER", c.CommLossAfter)

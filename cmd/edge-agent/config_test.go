@@ -1227,3 +1227,16 @@ func TestConfigBinary(t *testing.T) {
 		t.Errorf("valid: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
+
+// BenchmarkLoadConfig measures a load of a typical configuration (it runs
+// once per start and once per CLI call).
+func BenchmarkLoadConfig(b *testing.B) {
+	dir := b.TempDir()
+	env := setEnv(validEnv(dir), "EDGE_M2M_TOKEN=tok", "EDGE_LATITUDE=-19", "EDGE_LONGITUDE=-47")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := loadConfig(env); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
