@@ -232,7 +232,7 @@ func TestParseRetryAfter(t *testing.T) {
 		{"120", 120 * time.Second, true},
 		{" 0 ", 0, true},
 		{now.Add(90 * time.Second).Format(http1123), 90 * time.Second, true},
-		{"Fri, 04 Dec 2026 20:00:00 GMT", 0, true}, // in the past
+		{"Fri, 04 Dec 2026 20:00:00 GMT", 0, true},                 // in the past
 		{"Friday, 04-Dec-26 21:00:30 GMT", 30 * time.Second, true}, // RFC 850
 		{"99999999999999999999999", maxRetryAfter, true},
 		{"86401", maxRetryAfter, true},
