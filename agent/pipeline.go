@@ -1,5 +1,3 @@
-//go:build leadwip
-
 package agent
 
 import (

@@ -22,7 +22,7 @@ func raise(t *testing.T, st *memStore, nameplate, fault string) Ticket {
 	return res[0].Ticket
 }
 
-func clear(t *testing.T, st *memStore, nameplate, fault string, cancel bool) {
+func clearFault(t *testing.T, st *memStore, nameplate, fault string, cancel bool) {
 	t.Helper()
 	_, err := st.ApplyChanges(context.Background(), []TicketChange{{Kind: Clear, Nameplate: nameplate, Fault: fault,
 		ClearedAt: time.Now(), Cancel: cancel, Justification: "normalizou"}})
@@ -67,7 +67,7 @@ func TestSyncerCreateThenCancel(t *testing.T) {
 	require.False(t, sent.InFlight)
 	require.Equal(t, `{"status":"ok"}`, sent.ResponseBody)
 
-	clear(t, st, "IP01", FaultLampFailure, true)
+	clearFault(t, st, "IP01", FaultLampFailure, true)
 	s.Notify()
 	done := waitState(t, st, tk.Protocol, StateCancelled)
 	require.Equal(t, "normalizou", done.Justification)
@@ -152,7 +152,7 @@ func TestSyncerCancelAnswers(t *testing.T) {
 			tk := raise(t, st, "IP01", FaultLampFailure)
 			s.Notify()
 			waitState(t, st, tk.Protocol, StateSent)
-			clear(t, st, "IP01", FaultLampFailure, true)
+			clearFault(t, st, "IP01", FaultLampFailure, true)
 			s.Notify()
 			waitState(t, st, tk.Protocol, tc.want)
 		})
@@ -173,7 +173,7 @@ func TestSyncerClearDuringCreate(t *testing.T) {
 	tk := raise(t, st, "IP01", FaultLampFailure)
 	s.Notify()
 	<-entered
-	clear(t, st, "IP01", FaultLampFailure, true)
+	clearFault(t, st, "IP01", FaultLampFailure, true)
 	require.Equal(t, StatePending, st.get(tk.Protocol).State, "an in-flight ticket is not suppressed")
 	close(release)
 	got := waitState(t, st, tk.Protocol, StateCancelled)
@@ -197,7 +197,7 @@ func TestSyncerClearAfterRefusedTrySuppresses(t *testing.T) {
 	tk := raise(t, st, "IP01", FaultLampFailure)
 	s.Notify()
 	require.Eventually(t, func() bool { return st.get(tk.Protocol).Attempts == 1 && !st.get(tk.Protocol).InFlight }, 5*time.Second, time.Millisecond)
-	clear(t, st, "IP01", FaultLampFailure, true)
+	clearFault(t, st, "IP01", FaultLampFailure, true)
 	require.Equal(t, StateSuppressed, st.get(tk.Protocol).State)
 	cancel()
 	require.NoError(t, <-done)
