@@ -421,3 +421,28 @@ func TestUnreachableBroker(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q; want 1 naming the broker", code, stderr.String())
 	}
 }
+
+// BenchmarkLoadPublish measures the load mode end to end against a private
+// mosquitto: msgs/s acknowledged at QoS 1 (and 0), window 1000.
+func BenchmarkLoadPublish(b *testing.B) {
+	for _, qos := range []string{"1", "0"} {
+		b.Run("qos"+qos, func(b *testing.B) {
+			br := mqtttest.StartT(b)
+			n := max(b.N, 1000)
+			var stdout, stderr syncBuffer
+			b.ResetTimer()
+			code := run(b.Context(), []string{"--broker", br.URL, "--load", "--count", strconv.Itoa(n),
+				"--devices", "1000", "--qos", qos, "--quiet"}, &stdout, &stderr)
+			b.StopTimer()
+			if code != exitOK {
+				b.Fatalf("exit %d: %s %s", code, stdout.String(), stderr.String())
+			}
+			m := summaryRe.FindStringSubmatch(stdout.String())
+			if m == nil {
+				b.Fatalf("no summary: %s", stdout.String())
+			}
+			rate, _ := strconv.ParseFloat(m[4], 64)
+			b.ReportMetric(rate, "msgs/s")
+		})
+	}
+}

@@ -75,7 +75,7 @@ func parseFault(s string) (faultSpec, error) {
 	spec := faultSpec{raw: s}
 	name, who, ok := strings.Cut(s, "=")
 	if !ok || name == "" || who == "" {
-		return spec, fmt.Errorf("%w %q: want KIND=SHARE or KIND=NAMEPLATE,...", ErrBadFault, s)
+		return spec, fmt.Errorf("%w %q: want KIND=SHARE or KIND=NAMEPLATE[,NAMEPLATE]", ErrBadFault, s)
 	}
 	f, err := parseFaultName(name)
 	if err != nil {

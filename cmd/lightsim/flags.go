@@ -43,6 +43,7 @@ type config struct {
 	Count    int64
 	QoS      int
 	Inflight int
+	Coalesce bool
 
 	Duration       time.Duration
 	Report         time.Duration
@@ -141,6 +142,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Int64Var(&c.Count, "count", 0, "load mode: stop after this many `messages` (0: until --duration or a signal)")
 	fs.IntVar(&c.QoS, "qos", 1, "MQTT QoS of telemetry: 0, 1 or 2")
 	fs.IntVar(&c.Inflight, "inflight", 1000, "publishes awaiting the broker's acknowledgement at once (the window, 1-60000)")
+
+	fs.BoolVar(&c.Coalesce, "coalesce", true, "tcp:// and mqtt:// brokers: batch many packets per socket write and read (false: one write per message, as paho does)")
 
 	fs.DurationVar(&c.Duration, "duration", 0, "stop after this `duration` (0: until SIGINT/SIGTERM or --count)")
 	fs.DurationVar(&c.Report, "report", 30*time.Second, "fleet mode: print a report line every `interval` (0: never)")

@@ -111,7 +111,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	pub := newPublisher(publisherConfig{
 		Broker: cfg.Broker, ClientID: clientID, Username: cfg.Username, Password: password,
-		QoS: byte(cfg.QoS), Inflight: cfg.Inflight, ConnectTimeout: cfg.ConnectTimeout, Logger: log,
+		QoS: byte(cfg.QoS), Inflight: cfg.Inflight, ConnectTimeout: cfg.ConnectTimeout, Coalesce: cfg.Coalesce, Logger: log,
 	})
 	if err := pub.connect(ctx); err != nil {
 		fmt.Fprintf(stderr, "lightsim: %v\n", err)

@@ -35,6 +35,7 @@ type publisherConfig struct {
 	QoS                byte
 	Inflight           int           // publishes awaiting their acknowledgement at once
 	ConnectTimeout     time.Duration // how long to wait for the first connection
+	Coalesce           bool          // batch socket writes and reads (tcp:// and mqtt:// only; see conn.go)
 	Logger             *slog.Logger
 }
 
@@ -88,6 +89,9 @@ func newPublisher(cfg publisherConfig) *publisher {
 			log.Warn("connection lost; reconnecting", "broker", cfg.Broker, "err", err)
 		}).
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) { log.Info("reconnecting", "broker", cfg.Broker) })
+	if cfg.Coalesce && coalescable(cfg.Broker) {
+		opts.SetCustomOpenConnectionFn(coalescingDialer)
+	}
 	return &publisher{
 		cfg:    cfg,
 		client: paho.NewClient(opts),
