@@ -34,6 +34,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "edge-agent %s (commit %s, built %s) %s %s/%s\n",
 			version, commit, buildDateOrUnknown(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
+	case "run":
+		return cmdRun(args, os.Environ(), stderr)
 	case "config":
 		return cmdConfig(args, os.Environ(), stdout, stderr)
 	default:
