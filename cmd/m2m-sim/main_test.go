@@ -112,7 +112,9 @@ func TestRunInProcess(t *testing.T) {
 	defer cancel()
 	var out, errOut syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"--addr-file", addrFile, "--token", "s3", "--seed", "7"}, &out, &errOut) }()
+	go func() {
+		done <- run(ctx, []string{"--addr-file", addrFile, "--token", "s3", "--seed", "7"}, &out, &errOut)
+	}()
 	url := waitFile(t, addrFile, done)
 	if !strings.HasPrefix(out.String(), "m2m-sim listening on "+url+"\n") {
 		t.Errorf("first line %q, want the URL %s", out.String(), url)
