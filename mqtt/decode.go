@@ -103,27 +103,54 @@ func lookupField(k []byte) fieldID {
 	return fUnknown
 }
 
-// numSpec is how a numeric field lands in agent.Reading and which values
-// make physical sense. Lat/lon are not here: out-of-range coordinates are
-// ignored rather than rejected.
+// numSpec is which bit a numeric field sets in agent.Reading and which
+// values make physical sense. Lat/lon are not here: out-of-range
+// coordinates are ignored rather than rejected.
 type numSpec struct {
 	bit      agent.Field
 	min, max float64
-	dst      func(*agent.Reading) *float64
 }
 
 var numSpecs = [numFieldIDs]numSpec{
-	fVoltage:     {agent.FieldVoltage, 0, math.MaxFloat64, func(r *agent.Reading) *float64 { return &r.Voltage }},
-	fCurrent:     {agent.FieldCurrent, 0, math.MaxFloat64, func(r *agent.Reading) *float64 { return &r.Current }},
-	fPower:       {agent.FieldPower, 0, math.MaxFloat64, func(r *agent.Reading) *float64 { return &r.Power }},
-	fPowerFactor: {agent.FieldPowerFactor, 0, 1, func(r *agent.Reading) *float64 { return &r.PowerFactor }},
-	fEnergy:      {agent.FieldEnergy, 0, math.MaxFloat64, func(r *agent.Reading) *float64 { return &r.Energy }},
-	fDim:         {agent.FieldDim, 0, 100, func(r *agent.Reading) *float64 { return &r.Dim }},
-	fLux:         {agent.FieldLux, 0, math.MaxFloat64, func(r *agent.Reading) *float64 { return &r.Lux }},
+	fVoltage:     {agent.FieldVoltage, 0, math.MaxFloat64},
+	fCurrent:     {agent.FieldCurrent, 0, math.MaxFloat64},
+	fPower:       {agent.FieldPower, 0, math.MaxFloat64},
+	fPowerFactor: {agent.FieldPowerFactor, 0, 1},
+	fEnergy:      {agent.FieldEnergy, 0, math.MaxFloat64},
+	fDim:         {agent.FieldDim, 0, 100},
+	fLux:         {agent.FieldLux, 0, math.MaxFloat64},
 	// Below absolute zero is a broken sensor, not a cold night.
-	fTemperature: {agent.FieldTemperature, -273.15, math.MaxFloat64, func(r *agent.Reading) *float64 { return &r.Temperature }},
-	fBurnHours:   {agent.FieldBurnHours, 0, math.MaxFloat64, func(r *agent.Reading) *float64 { return &r.BurnHours }},
-	fSwitchCount: {agent.FieldSwitchCount, 0, math.MaxFloat64, func(r *agent.Reading) *float64 { return &r.SwitchCount }},
+	fTemperature: {agent.FieldTemperature, -273.15, math.MaxFloat64},
+	fBurnHours:   {agent.FieldBurnHours, 0, math.MaxFloat64},
+	fSwitchCount: {agent.FieldSwitchCount, 0, math.MaxFloat64},
+}
+
+// setReading stores a numeric field. A switch rather than a table of
+// field pointers: a pointer taken through a func value would move the
+// Reading to the heap.
+func setReading(r *agent.Reading, f fieldID, v float64) {
+	switch f {
+	case fVoltage:
+		r.Voltage = v
+	case fCurrent:
+		r.Current = v
+	case fPower:
+		r.Power = v
+	case fPowerFactor:
+		r.PowerFactor = v
+	case fEnergy:
+		r.Energy = v
+	case fDim:
+		r.Dim = v
+	case fLux:
+		r.Lux = v
+	case fTemperature:
+		r.Temperature = v
+	case fBurnHours:
+		r.BurnHours = v
+	case fSwitchCount:
+		r.SwitchCount = v
+	}
 }
 
 type slotState uint8
@@ -451,7 +478,7 @@ func (d *decoder) finish(now time.Time, t *agent.Telemetry) error {
 		if v < spec.min || v > spec.max {
 			return reject(ReasonBadValue, fmt.Sprintf("%s: %g is outside %g..%g", fieldNames[f], v, spec.min, spec.max))
 		}
-		*spec.dst(&r) = v
+		setReading(&r, f, v)
 		r.Fields |= spec.bit
 	}
 	if d.slots[fLampOn].state == slotSet {

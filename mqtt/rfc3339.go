@@ -2,13 +2,16 @@ package mqtt
 
 import "time"
 
-// parseRFC3339 parses an RFC 3339 time exactly as strictly as the standard
-// library's time.Time.UnmarshalText (what encoding/json uses for a
-// time.Time): "2006-01-02T15:04:05[.fraction](Z|±hh:mm)", upper-case T and
-// Z, every field two digits (four for the year) and in range, the fraction
-// truncated to nanoseconds. Written here because time.Parse would make the
-// payload's bytes escape (one allocation per message); the fuzz test checks
-// the two agree.
+// parseRFC3339 parses the strict RFC 3339 form, as the standard library's
+// own fast path (time/format_rfc3339.go) does:
+// "2006-01-02T15:04:05[.fraction](Z|±hh:mm)", upper-case T and Z, every
+// field two digits (four for the year) and in range, the fraction
+// truncated to nanoseconds. time.Parse is not used because it would make
+// the payload's bytes escape (an allocation per message), and because its
+// lenient fallback also takes forms RFC 3339 does not allow (a comma before
+// the fraction, a one-digit hour, an offset of +24:00); a controller that
+// sends those is misconfigured and is told so (bad_time). The fuzz test
+// checks the agreement with the standard library on everything else.
 func parseRFC3339(s []byte) (time.Time, bool) {
 	if len(s) < len("2006-01-02T15:04:05") {
 		return time.Time{}, false
