@@ -93,9 +93,15 @@ Output (stdout; scripts parse these lines, one per line):
                                          shows the change; TIME is that message's time, RFC 3339 UTC
                                          with milliseconds (2026-12-04T21:10:00.250Z). KIND as in --fault.
                                          At start every fault showing gets an "on" line.
-  lightsim: report elapsed=D published=N garbage=G status=S failed=F pending=P faults_active=A   (every --report)
-  lightsim: published=N failed=F elapsed=S rate=R msgs/s   (at the end, both modes; N and F count
-                                         telemetry-topic messages: valid and garbage, not status)
+  lightsim: report elapsed=D published=N garbage=G status=S failed=F pending=P faults_active=A
+                                         fleet mode, every --report and once at the end
+  lightsim: published=N failed=F elapsed=S rate=R msgs/s
+                                         at the end, both modes. published/failed count the
+                                         telemetry-topic messages acknowledged by the broker (QoS 1, 2)
+                                         or written (QoS 0) / given up on, garbage included (garbage=G
+                                         of them), status messages not (status=S); elapsed is seconds
+                                         from the connection to the last acknowledgement.
+  lightsim: wrote registry file=PATH devices=N where="PLACE (LAT,LON)"   (--write-registry)
 Logs (connection events, errors) go to stderr.
 Exit status: 0 done; 1 the broker could not be reached, or (load mode) a message failed;
 2 bad usage.

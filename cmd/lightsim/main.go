@@ -153,9 +153,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	published := pub.ok(classTelemetry) + pub.ok(classGarbage)
 	failed := pub.failed(classTelemetry) + pub.failed(classGarbage)
 	if !cfg.Load && !cfg.Quiet {
-		out.printf("lightsim: report elapsed=%s published=%d garbage=%d status=%d failed=%d pending=0 faults_active=%d",
-			elapsed.Round(time.Second), pub.ok(classTelemetry), pub.ok(classGarbage), pub.ok(classStatus),
-			failed+pub.failed(classStatus), fleet.ActiveFaults(time.Now()))
+		printReport(out, pub, fleet, elapsed, fleet.ActiveFaults(time.Now()))
 	}
 	out.printf("lightsim: published=%d failed=%d elapsed=%.3f rate=%.1f msgs/s",
 		published, failed, elapsed.Seconds(), float64(published)/max(elapsed.Seconds(), 1e-9))

@@ -132,12 +132,17 @@ func (r *fleetRun) publishDevice(ctx context.Context, d *Device, t time.Time) er
 }
 
 func (r *fleetRun) reportLine(now, start time.Time) {
-	if r.quiet {
-		return
+	if !r.quiet {
+		printReport(r.out, r.pub, r.fleet, now.Sub(start), r.fleet.ActiveFaults(now))
 	}
-	p := r.pub
-	r.out.printf("lightsim: report elapsed=%s published=%d garbage=%d status=%d failed=%d pending=%d faults_active=%d",
-		now.Sub(start).Round(time.Second), p.ok(classTelemetry), p.ok(classGarbage), p.ok(classStatus),
-		p.failed(classTelemetry)+p.failed(classGarbage)+p.failed(classStatus), p.pending(),
-		r.fleet.ActiveFaults(now))
+}
+
+// printReport prints the report line. published counts the telemetry-topic
+// messages acknowledged, garbage included (as the summary line does);
+// garbage and status say how many of those were garbage, and how many
+// status messages went out besides.
+func printReport(out *lineWriter, p *publisher, f *Fleet, elapsed time.Duration, active int) {
+	out.printf("lightsim: report elapsed=%s published=%d garbage=%d status=%d failed=%d pending=%d faults_active=%d",
+		elapsed.Round(time.Second), p.ok(classTelemetry)+p.ok(classGarbage), p.ok(classGarbage), p.ok(classStatus),
+		p.failed(classTelemetry)+p.failed(classGarbage)+p.failed(classStatus), p.pending(), active)
 }
