@@ -262,6 +262,7 @@ func TestFlags(t *testing.T) {
 		{"--qos", "3"}, {"--devices", "0"}, {"--pattern", "IP"}, {"--pattern", "%d%d"}, {"--interval", "0s"},
 		{"--count", "5"}, {"--load", "--fault", "garbage=1"}, {"--load", "--fault", "silence=1"},
 		{"--load", "--fault-cycle", "1m"}, {"--inflight", "0"}, {"--inflight", "70000"}, {"--prefix", "a/#"},
+		{"--broker", "127.0.0.1:1883"}, {"--broker", "http://x:1"}, {"--broker", "tcp://"},
 		{"--ts-format", "iso"}, {"--lux-share", "2"}, {"--write-only"}, {"--password", "a", "--password-file", "b"},
 	} {
 		if _, err := parseFlags(args, io.Discard); !errors.Is(err, ErrUsage) {
@@ -282,6 +283,17 @@ func TestFlags(t *testing.T) {
 		if code := run(t.Context(), args, io.Discard, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "lightsim:") {
 			t.Errorf("%v: exit %d, stderr %q; want 2 with a message", args, code, stderr.String())
 		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	if got := redactURL("tcp://bob:s3cret@10.0.0.1:1883"); strings.Contains(got, "s3cret") || !strings.Contains(got, "bob") {
+		t.Errorf("redactURL = %q", got)
+	}
+	var stderr syncBuffer
+	_ = run(t.Context(), []string{"--broker", "tcp://bob:s3cret@127.0.0.1:1", "--connect-timeout", "200ms"}, io.Discard, &stderr)
+	if strings.Contains(stderr.String(), "s3cret") || !strings.Contains(stderr.String(), "127.0.0.1:1") {
+		t.Errorf("stderr shows the password, or not the broker: %q", stderr.String())
 	}
 }
 

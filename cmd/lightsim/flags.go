@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -176,14 +178,17 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	return c, c.validate()
 }
 
+// brokerSchemes are the URL schemes paho dials.
+var brokerSchemes = []string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}
+
 // ErrUsage is wrapped by flag validation errors (exit status 2).
 var ErrUsage = errors.New("usage")
 
 func (c *config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.Broker == "" {
-		bad("--broker is empty")
+	if u, err := url.Parse(c.Broker); err != nil || u.Host == "" || !slices.Contains(brokerSchemes, u.Scheme) {
+		bad("--broker %q: want SCHEME://HOST:PORT with SCHEME one of %s", redactURL(c.Broker), strings.Join(brokerSchemes, ", "))
 	}
 	if c.Prefix == "" || strings.ContainsAny(c.Prefix, "+#") {
 		bad("--prefix %q: must be non-empty, without + or #", c.Prefix)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"sort"
@@ -126,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		sun := sunAt(now, place)
 		out.printf("lightsim: start mode=%s devices=%d where=%q sun=%.1f light=%s interval=%s faulty=%d faults=%q broker=%s prefix=%s qos=%d seed=%d",
 			mode, len(fleet.Devices), place.Label(), sun, dayPhase(sun), cfg.Interval, fleet.FaultyDevices(),
-			faultSummary(fleet), cfg.Broker, cfg.Prefix, cfg.QoS, cfg.Seed)
+			faultSummary(fleet), redactURL(cfg.Broker), cfg.Prefix, cfg.QoS, cfg.Seed)
 	}
 
 	runCtx, cancel := ctx, context.CancelFunc(func() {})
@@ -162,6 +163,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// redactURL hides a password given in the broker URL, for lines and logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable broker URL)"
+	}
+	return u.Redacted()
 }
 
 // faultSummary is "dark=3 swell=1": how many devices got each fault.

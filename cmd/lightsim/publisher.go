@@ -68,7 +68,7 @@ func newPublisher(cfg publisherConfig) *publisher {
 	if cfg.Inflight <= 0 {
 		cfg.Inflight = 1
 	}
-	log := cfg.Logger
+	log := cfg.Logger.With("broker", redactURL(cfg.Broker))
 	opts := paho.NewClientOptions().
 		AddBroker(cfg.Broker).
 		SetClientID(cfg.ClientID).
@@ -84,11 +84,9 @@ func newPublisher(cfg publisherConfig) *publisher {
 		SetConnectTimeout(10 * time.Second).
 		SetWriteTimeout(30 * time.Second).
 		SetOrderMatters(false).
-		SetOnConnectHandler(func(paho.Client) { log.Info("connected", "broker", cfg.Broker) }).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			log.Warn("connection lost; reconnecting", "broker", cfg.Broker, "err", err)
-		}).
-		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) { log.Info("reconnecting", "broker", cfg.Broker) })
+		SetOnConnectHandler(func(paho.Client) { log.Info("connected") }).
+		SetConnectionLostHandler(func(_ paho.Client, err error) { log.Warn("connection lost; reconnecting", "err", err) }).
+		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) { log.Info("reconnecting") })
 	if cfg.Coalesce && coalescable(cfg.Broker) {
 		opts.SetCustomOpenConnectionFn(coalescingDialer)
 	}
@@ -110,14 +108,14 @@ func (p *publisher) connect(ctx context.Context) error {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {
 			p.client.Disconnect(0)
-			return fmt.Errorf("%w %s: %w", ErrConnect, p.cfg.Broker, err)
+			return fmt.Errorf("%w %s: %w", ErrConnect, redactURL(p.cfg.Broker), err)
 		}
 	case <-timer.C:
 		p.client.Disconnect(0)
-		return fmt.Errorf("%w %s: not connected within %s", ErrConnect, p.cfg.Broker, p.cfg.ConnectTimeout)
+		return fmt.Errorf("%w %s: not connected within %s", ErrConnect, redactURL(p.cfg.Broker), p.cfg.ConnectTimeout)
 	case <-ctx.Done():
 		p.client.Disconnect(0)
-		return fmt.Errorf("%w %s: %w", ErrConnect, p.cfg.Broker, ctx.Err())
+		return fmt.Errorf("%w %s: %w", ErrConnect, redactURL(p.cfg.Broker), ctx.Err())
 	}
 	p.drained.Add(1)
 	go p.drain()
