@@ -12,8 +12,10 @@ LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.
 
 # Debian packages the tests need (package:binary).
 TEST_TOOLS := mosquitto:mosquitto mosquitto-clients:mosquitto_sub
+# Deployment tests (issue 7): unit scoring, ARM binaries and tests under qemu, .deb checks.
+TEST_TOOLS += systemd:systemd-analyze qemu-user-static:qemu-arm-static dpkg:dpkg-deb
 
-.PHONY: build test test-setup lint
+.PHONY: build test test-setup lint cross deb test-deploy
 
 ## build: the three binaries into ./bin (static, trimmed, stamped)
 build:
@@ -25,6 +27,7 @@ test: test-setup
 	$(GO) test -race -count=1 -timeout 25m ./...
 	@# 32-bit, as on ARMv7 gateways: unaligned 64-bit atomics and 2 GiB maps show up here.
 	GOARCH=386 CGO_ENABLED=0 $(GO) test -count=1 -timeout 10m ./store/... ./agent/...
+	$(MAKE) --no-print-directory test-deploy
 
 test-setup:
 	@scripts/ensure-tools $(TEST_TOOLS)
@@ -34,3 +37,55 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+
+# ---- Deployment (issue 7): gateway builds, Debian packages, ARM tests ----
+DIST ?= dist
+# GOOS/GOARCH[/GOARM]. Only edge-agent goes to the gateways; m2m-sim and
+# lightsim are development tools (make build).
+CROSS_TARGETS ?= linux/amd64 linux/arm64 linux/arm/7 linux/arm/6
+# Reproducible: no paths (-trimpath), no VCS stamp (version and commit are
+# stamped by LDFLAGS), no build id, the commit date as build date, and the
+# micro-architecture levels pinned so that the environment cannot change them.
+CROSS_ENV   := CGO_ENABLED=0 GOFLAGS= GOAMD64=v1 GOARM64=v8.0
+CROSS_FLAGS := -trimpath -buildvcs=false -ldflags '$(LDFLAGS) -buildid='
+# Debian architecture = the cross build it packages. armhf gets the ARMv6
+# build: it also runs on ARMv7/v8, and Raspberry Pi OS calls its ARMv6 systems
+# armhf too (a GOARM=7 binary dies there with SIGILL).
+DEB_ARCHES ?= amd64=amd64 arm64=arm64 armhf=armv6
+# Extra `go test` flags for the qemu runs (e.g. -skip for a test that must
+# re-exec its binary: without binfmt_misc the kernel cannot exec an ARM child).
+ARM_TEST_FLAGS ?=
+
+## cross: edge-agent for gateways: $(DIST)/edge-agent_<version>_linux_{amd64,arm64,armv7,armv6} and a SHA256SUMS
+cross:
+	@mkdir -p $(DIST)
+	@set -euo pipefail; built=(); \
+	for t in $(CROSS_TARGETS); do \
+		IFS=/ read -r os arch arm <<<"$$t"; \
+		name=$$arch; if [ -n "$$arm" ]; then name=$${arch}v$$arm; fi; \
+		out=edge-agent_$(VERSION)_$${os}_$$name; \
+		echo "cross: $(DIST)/$$out"; \
+		env $(CROSS_ENV) GOOS=$$os GOARCH=$$arch GOARM=$$arm \
+			$(GO) build $(CROSS_FLAGS) -o $(DIST)/$$out ./cmd/edge-agent; \
+		built+=("$$out"); \
+	done; \
+	cd $(DIST) && sha256sum "$${built[@]}" > edge-agent_$(VERSION)_SHA256SUMS
+
+## deb: one .deb per architecture into $(DIST) (amd64, arm64, armhf), reproducible
+deb: cross
+	@set -euo pipefail; for m in $(DEB_ARCHES); do \
+		packaging/build-deb --arch $${m%%=*} --binary $(DIST)/edge-agent_$(VERSION)_linux_$${m#*=} \
+			--version '$(VERSION)' --date '$(BUILD_DATE)' --out $(DIST); \
+	done
+
+## test-deploy: the store and agent tests on armv7 and arm64 under qemu-user-static (-short: emulation is slow)
+# The deployment tests proper (unit score, reproducible cross builds, ARM
+# binaries, .deb) are Go tests in ./systemd, run by `go test ./...` above.
+test-deploy:
+	@if ! command -v qemu-arm-static >/dev/null || ! command -v qemu-aarch64-static >/dev/null; then \
+		echo "test-deploy: SKIP: qemu-user-static is not installed, the ARM test runs are skipped (apt-get install qemu-user-static)"; \
+		exit 0; \
+	fi; \
+	set -ex; \
+	env $(CROSS_ENV) GOARCH=arm GOARM=7 $(GO) test -short -count=1 -timeout 20m -exec qemu-arm-static $(ARM_TEST_FLAGS) ./store/... ./agent/...; \
+	env $(CROSS_ENV) GOARCH=arm64 $(GO) test -short -count=1 -timeout 20m -exec qemu-aarch64-static $(ARM_TEST_FLAGS) ./store/... ./agent/...
