@@ -8,6 +8,12 @@ BIN ?= bin
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT     ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 BUILD_DATE ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo unknown)
+# Expanded once, here: ?= makes recursive variables, so each use would run
+# git again, and a commit landing during `make deb` would name the files after
+# another version than the one stamped into them.
+VERSION    := $(VERSION)
+COMMIT     := $(COMMIT)
+BUILD_DATE := $(BUILD_DATE)
 LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
 
 # Debian packages the tests need (package:binary).
