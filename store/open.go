@@ -43,6 +43,13 @@ const (
 // errCorrupt marks a file found unusable by the cheap checks at Open.
 var errCorrupt = errors.New("store file is corrupt")
 
+// errPanicked marks a bbolt panic inside bolt.Open. bbolt takes the file
+// lock before it reads a page, so we held the lock; and its memory map,
+// which bbolt could not unmap, keeps the open file — and so the lock —
+// alive. No other process can hold it: moving the file aside is safe
+// without locking again (which would fail against our own leaked lock).
+var errPanicked = errors.New("bbolt panicked opening it")
+
 // Open opens (or creates) the store at opts.Path. A read-write Open takes
 // the file's lock (waiting at most LockTimeout, then ErrLocked), moves a
 // corrupt file aside as <name>.corrupt-<UTC time> and starts a new one
@@ -142,7 +149,7 @@ func (s *Store) boltOpen(readOnly bool) (db *bolt.DB, file *os.File, err error) 
 			if file != nil {
 				_ = file.Close()
 			}
-			db, file, err = nil, nil, fmt.Errorf("%w: bbolt failed reading it: %v", errCorrupt, r)
+			db, file, err = nil, nil, fmt.Errorf("%w: %w: %v", errCorrupt, errPanicked, r)
 		}
 	}()
 	db, err = bolt.Open(s.opts.Path, 0o600, s.boltOptions(readOnly, &file))
@@ -405,8 +412,10 @@ func (s *Store) moveAside(at time.Time, cause error) (string, error) {
 		return "", fmt.Errorf("open store %s: corrupt (%v), and cannot open it to move it aside: %w", path, cause, err)
 	}
 	defer f.Close()
-	if err := lockFile(f, s.opts.LockTimeout); err != nil {
-		return "", lockedError(path, false, err)
+	if !errors.Is(cause, errPanicked) {
+		if err := lockFile(f, s.opts.LockTimeout); err != nil {
+			return "", lockedError(path, false, err)
+		}
 	}
 	dst := path + ".corrupt-" + at.Format("20060102T150405Z")
 	for i := 2; ; i++ {

@@ -82,8 +82,8 @@ type Stats struct {
 	SizeBytes int64  `json:"size_bytes"` // the file's size on disk
 	MaxBytes  int64  `json:"max_bytes"`  // 0: no cap
 	// Full is set when a write was refused for lack of space after pruning
-	// every finished ticket; it clears once a growing write succeeds again
-	// or pruning brings the use under 80 % of the cap.
+	// every finished ticket; it clears once a write that adds data (a new
+	// ticket, an attribute record) succeeds again.
 	Full      bool      `json:"full"`
 	FullSince time.Time `json:"full_since,omitzero"`
 	// LastError is the last failed write or maintenance step.
@@ -101,6 +101,10 @@ type Stats struct {
 	// Commits counts write transactions since Open; with group commit it
 	// grows much slower than the number of writes.
 	Commits int64 `json:"commits"`
+	// CapHits counts batches that found the file at its cap (then pruned
+	// and retried, or answered ErrFull). Early pruning keeps it at 0 while
+	// finished tickets can make room.
+	CapHits int64 `json:"cap_hits"`
 }
 
 // Store is the durable ticket and attribute store. Its methods are safe for
@@ -128,6 +132,7 @@ type Store struct {
 	highWater atomic.Int64
 	pruned    atomic.Int64
 	commits   atomic.Int64
+	capHits   atomic.Int64
 
 	mu    sync.Mutex // guards stats
 	stats Stats
@@ -142,6 +147,7 @@ func (s *Store) Stats() Stats {
 	st.HighWater = s.highWater.Load()
 	st.Pruned = s.pruned.Load()
 	st.Commits = s.commits.Load()
+	st.CapHits = s.capHits.Load()
 	if fi, err := os.Stat(s.opts.Path); err == nil {
 		st.SizeBytes = fi.Size()
 	}

@@ -373,6 +373,9 @@ func (w *wtx) renumber(old, nu *record) (agent.Ticket, error) {
 // pruned. With Retention 0 it removes nothing. The daemon calls it
 // periodically; the size cap also prunes by itself, at any age.
 func (s *Store) Prune(ctx context.Context) (removed int, err error) {
+	if s.opts.ReadOnly {
+		return 0, fmt.Errorf("prune store: %w", ErrReadOnly)
+	}
 	if s.opts.Retention <= 0 {
 		return 0, nil
 	}

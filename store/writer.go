@@ -137,6 +137,7 @@ func (s *Store) commitBatch(batch []*request) {
 		s.failBatch(rest, err)
 		return
 	}
+	s.capHits.Add(1)
 	// The cap is reached: make room from finished tickets, oldest first
 	// whatever their age, and try again.
 	for {
@@ -189,15 +190,15 @@ func (s *Store) commitBatch(batch []*request) {
 // committed answers a successful batch; a growing write that fits again
 // ends the full state.
 func (s *Store) committed(reqs []*request) {
-	answer(reqs, nil)
 	for _, r := range reqs {
 		if r.growth {
 			if s.isFull() && s.setFull(false) {
 				s.log.Info("store no longer full", logPath, s.opts.Path)
 			}
-			return
+			break
 		}
 	}
+	answer(reqs, nil) // after the state above: a caller may look at Stats next
 }
 
 func (s *Store) failBatch(reqs []*request, err error) {
@@ -222,6 +223,7 @@ func (s *Store) runTx(reqs []*request, maxSize int) ([]*request, error) {
 		if err != nil {
 			return reqs, err
 		}
+		fillAppendOnly(tx)
 		w := &wtx{s: s, tx: tx, now: s.now().Round(0), floor: s.seqFloor}
 		failed, ferr := -1, error(nil)
 		for i, r := range reqs {
@@ -252,6 +254,18 @@ func (s *Store) runTx(reqs []*request, maxSize int) ([]*request, error) {
 		return reqs, nil
 	}
 	return nil, nil
+}
+
+// fillAppendOnly packs the buckets whose keys mostly arrive in increasing
+// order (protocol numbers, finish times): bbolt's default 50 % split leaves
+// every page of an append-only bucket half empty. The setting lasts for the
+// transaction only.
+func fillAppendOnly(tx *bolt.Tx) {
+	for _, name := range [][]byte{bktTickets, bktQueue, bktFinished} {
+		if b := tx.Bucket(name); b != nil {
+			b.FillPercent = 0.9
+		}
+	}
 }
 
 // recordSeq writes a new high-water mark to the sidecar, before the callers
@@ -293,26 +307,41 @@ func (s *Store) usedBytes() (int64, error) {
 	return high - int64(st.FreePageN+st.PendingPageN)*int64(s.db.Info().PageSize), nil
 }
 
-// maintainSpace runs after each batch on a capped store: it prunes finished
-// tickets early when the data passes 90 % of the cap, so that a storm finds
-// room instead of pruning in its path, and ends the full state when the use
-// falls under 80 %.
+// headroom is how much the file can still take under the soft cap: the
+// free pages, plus the room left to grow. bbolt grows the file in steps of
+// AllocSize and refuses a step that would pass MaxSize, so the last step
+// below the cap is not room.
+func (s *Store) headroom() (int64, error) {
+	var high int64
+	if err := s.db.View(func(tx *bolt.Tx) error { high = tx.Size(); return nil }); err != nil {
+		return 0, err
+	}
+	st := s.db.Stats()
+	free := int64(st.FreePageN+st.PendingPageN) * int64(s.db.Info().PageSize)
+	grow := int64(s.softMax-s.db.AllocSize) - high
+	return max(grow, 0) + free, nil
+}
+
+// maintainSpace runs after each batch on a capped store: when the headroom
+// falls under 10 % of the cap (plus what one transaction's copy-on-write
+// pages need), it prunes finished tickets, oldest first whatever their age,
+// so that a storm finds room instead of hitting the cap in its path.
 func (s *Store) maintainSpace() {
-	used, err := s.usedBytes()
+	room, err := s.headroom()
 	if err != nil {
 		return
 	}
-	limit := int64(s.softMax)
-	if used*10 > limit*9 {
-		if n, err := s.pruneNow(time.Time{}, pruneChunk); err == nil && n > 0 {
-			s.log.Info("store near its size cap: pruned finished tickets early", logCount, n, "used_bytes", used)
-			used, _ = s.usedBytes()
-		}
+	if room >= int64(s.softMax)/10+txOverhead*int64(s.db.Info().PageSize) {
+		return
 	}
-	if used*10 < limit*8 && s.isFull() && s.setFull(false) {
-		s.log.Info("store no longer full", logPath, s.opts.Path)
+	if n, err := s.pruneNow(time.Time{}, pruneChunk); err == nil && n > 0 {
+		s.log.Info("store near its size cap: pruned finished tickets early", logCount, n, "headroom_bytes", room)
 	}
 }
+
+// txOverhead is about how many pages one write transaction copies
+// (touched leaves and branches of each bucket, the freelist, the meta).
+const txOverhead = 32
 
 // pruneNow removes up to limit finished tickets that finished before cutoff
 // (any age when cutoff is zero), in its own transaction, from the writer
