@@ -418,7 +418,9 @@ func TestLostAnswerThen409(t *testing.T) {
 
 func TestTimeoutAfterWritingMayHaveBeenDelivered(t *testing.T) {
 	sim := m2mtest.StartT(t, m2mtest.Options{Faults: m2mtest.Faults{Latency: 10 * time.Second}})
-	c := newClient(t, sim.URL(), Config{Timeout: 200 * time.Millisecond})
+	// The timeout leaves ample time to write the request even on a loaded
+	// machine; the simulator then holds the answer far longer.
+	c := newClient(t, sim.URL(), Config{Timeout: time.Second})
 	_, err := c.CreateTicket(context.Background(), makeCreate(t, 1, "A"))
 	e := apiErr(t, err)
 	if e.Outcome() != agent.OutcomeRetryable || !e.MaybeDelivered() || !errors.Is(err, context.DeadlineExceeded) {
@@ -764,8 +766,9 @@ func TestSlowBody(t *testing.T) {
 	}
 	// A body slower than the timeout: the 201 status was seen, so the
 	// ticket counts as created, without its id_demanda.
-	_ = sim.SetFaults(m2mtest.Faults{SlowBody: 3 * time.Second})
-	c = newClient(t, sim.URL(), Config{Timeout: time.Second})
+	// The status and headers go out at once; the first body piece after 5 s.
+	_ = sim.SetFaults(m2mtest.Faults{SlowBody: 5 * time.Second})
+	c = newClient(t, sim.URL(), Config{Timeout: 2 * time.Second})
 	res, err = c.CreateTicket(context.Background(), makeCreate(t, 2, "A"))
 	if err != nil || res.IDDemanda != 0 {
 		t.Errorf("body cut by the timeout: %+v, %v; want success with IDDemanda 0", res, err)
