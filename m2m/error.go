@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edge-agent/edge-agent/agent"
 )
@@ -179,6 +180,10 @@ func isDigits(s string) bool {
 func snippet(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	// Cut on a rune boundary so that a log line stays valid UTF-8.
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
