@@ -260,7 +260,7 @@ func delta(up bool) int64 {
 // Observe applies one telemetry message; t.Received is the gateway clock's
 // now. When the message raises or clears faults, commit is called with the
 // events while the device is locked, so that one device's changes reach the
-// store in order. commit must not keep the slice. If commit fails, the
+// store in order. If commit fails, the
 // device is rolled back to its state before the message (a redelivery
 // raises again) and Observe returns commit's error. A message that changes
 // no fault never calls commit.

@@ -46,7 +46,7 @@ func (h *history) add(sec int64, r *Reading, nominalVolt float64) {
 	}
 	b := uint32(sec / histSecs)
 	switch {
-	case h.last == 0 || b-h.last >= historyBuckets && b > h.last:
+	case h.last == 0 || (b > h.last && b-h.last >= historyBuckets):
 		h.power, h.volt = [historyBuckets]uint8{}, [historyBuckets]uint8{}
 		h.last = b
 	case b > h.last:

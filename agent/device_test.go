@@ -1,0 +1,305 @@
+package agent
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDeviceView(t *testing.T) {
+	d := newTestDetector(t)
+	rec := &recorder{}
+	full := Reading{
+		Fields: litFields | FieldEnergy | FieldTemperature | FieldBurnHours | FieldSwitchCount | FieldLux,
+		LampOn: true, Power: 88.1, Voltage: 221.4, PowerFactor: 0.96, Dim: 100, Current: 0.42,
+		Energy: 1234.5, Temperature: 38.5, BurnHours: 10234, SwitchCount: 5531, Lux: 2.1,
+	}
+	require.NoError(t, d.Observe(tel("IP1", testNight, full), rec.commit))
+	// A later message with fewer fields: the others keep their last value.
+	later := testNight.Add(5 * time.Minute)
+	m := tel("IP1", later, Reading{Fields: FieldVoltage | FieldPosition, Voltage: 219.9})
+	m.Lat, m.Lon = 1, 2
+	m.Received = later.Add(3 * time.Second)
+	require.NoError(t, d.Observe(m, rec.commit))
+
+	v, ok := d.Device("IP1")
+	require.True(t, ok)
+	want := full
+	want.Voltage = 219.9
+	assert.Equal(t, want, v.Reading, "values as sent (float32 kept, shortest decimal restored)")
+	assert.True(t, v.ReadingAt.Equal(later))
+	assert.True(t, v.LastSeen.Equal(later.Add(3*time.Second)))
+	assert.True(t, v.Online)
+	assert.True(t, v.InRegistry)
+	assert.Equal(t, "Av. Leopoldino de Oliveira", v.Info.Site.Address)
+	assert.Equal(t, uberabaLat, v.Lat, "the registry's position over the reported one")
+	assert.True(t, v.HasPosition)
+	assert.Empty(t, v.Faults)
+	assert.NotNil(t, v.Faults, "an empty list, not null, in JSON")
+	require.Len(t, v.History, 1, "both readings fall in one 30-minute bucket")
+	assert.InDelta(t, 219.9, v.History[0].Voltage, 0.7)
+	assert.InDelta(t, 88.1, v.History[0].Power, 0.3)
+
+	v, ok = d.Device("IP2")
+	require.True(t, ok, "registry devices exist before they speak")
+	assert.False(t, v.Online)
+	assert.True(t, v.LastSeen.IsZero())
+	assert.True(t, v.ReadingAt.IsZero())
+	assert.Zero(t, v.Reading.Fields)
+	assert.Nil(t, v.History)
+	_, ok = d.Device("nope")
+	assert.False(t, ok)
+}
+
+func TestDevicesSortedFaultyFirst(t *testing.T) {
+	d := newTestDetector(t)
+	rec := &recorder{}
+	for _, n := range []string{"C", "A", "B"} {
+		require.NoError(t, d.Observe(litAt(n, testNight), rec.commit))
+	}
+	m := with(litAt("B", testNight.Add(time.Minute)), func(m *Telemetry) { m.Fields |= FieldAlarms; m.Alarms = []string{"x"} })
+	require.NoError(t, d.Observe(m, rec.commit))
+	var names []string
+	for _, v := range d.Devices(false) {
+		names = append(names, v.Nameplate)
+	}
+	assert.Equal(t, []string{"A", "B", "C", "IP1", "IP2"}, names)
+	names = nil
+	for _, v := range d.Devices(true) {
+		names = append(names, v.Nameplate)
+	}
+	assert.Equal(t, []string{"B", "A", "C", "IP1", "IP2"}, names)
+	assert.Equal(t, 5, d.Counts(testNight).Known)
+}
+
+func TestCollectAttributes(t *testing.T) {
+	d := newTestDetector(t)
+	rec := &recorder{}
+	for i := range 3 {
+		m := litAt("IP1", testNight.Add(time.Duration(i)*time.Minute))
+		m.Power = 80 + float64(i)
+		require.NoError(t, d.Observe(m, rec.commit))
+	}
+	require.NoError(t, d.ObserveStatus(StatusReport{Nameplate: "X", Online: true, Received: testNight}, rec.commit))
+	attrs := d.CollectAttributes(nil)
+	require.Len(t, attrs, 2, "one record per device, coalesced")
+	byName := map[string]DeviceAttributes{}
+	for _, a := range attrs {
+		byName[a.Nameplate] = a
+	}
+	ip1 := byName["IP1"]
+	assert.Equal(t, 82.0, ip1.Reading.Power)
+	assert.True(t, ip1.Online)
+	assert.True(t, ip1.LastSeen.Equal(testNight.Add(2*time.Minute)))
+	assert.Equal(t, []string{}, ip1.ActiveFaults)
+	assert.Zero(t, byName["X"].Reading.Fields)
+	assert.True(t, byName["X"].Online)
+
+	assert.Empty(t, d.CollectAttributes(nil), "nothing changed since")
+	// The sweep changes IP2 (never heard) and X: offline, with the fault.
+	require.NoError(t, d.Sweep(testNight.Add(time.Hour), rec.commit))
+	attrs = d.CollectAttributes(attrs[:0])
+	require.Len(t, attrs, 3)
+	for _, a := range attrs {
+		assert.False(t, a.Online, a.Nameplate)
+		assert.Equal(t, []string{FaultCommunicationFailure}, a.ActiveFaults)
+	}
+}
+
+func TestSetRegistryKeepsState(t *testing.T) {
+	d := newTestDetector(t)
+	rec := &recorder{}
+	for i := range 3 {
+		require.NoError(t, d.Observe(darkAt("IP1", testNight.Add(time.Duration(i)*time.Minute)), rec.commit))
+	}
+	require.Len(t, rec.take(), 1)
+	reg, rowErrs, err := parseRegistryString("nameplate_num,latitude,longitude\nIP3,-19.75,-47.94\n")
+	require.NoError(t, err)
+	require.Empty(t, rowErrs)
+	d.SetRegistry(reg)
+	assert.Same(t, reg, d.Registry())
+
+	v, ok := d.Device("IP1")
+	require.True(t, ok, "heard from: kept")
+	assert.False(t, v.InRegistry)
+	require.Len(t, v.Faults, 1)
+	_, ok = d.Device("IP2")
+	assert.False(t, ok, "never heard, no fault, no longer in the registry: forgotten")
+	_, ok = d.Device("IP3")
+	assert.True(t, ok)
+	assert.Equal(t, 2, d.Counts(testNight).Known)
+
+	// IP1 has no position now (the message carried none): no night rule;
+	// its open fault neither clears nor re-raises.
+	for i := range 5 {
+		require.NoError(t, d.Observe(litAt("IP1", testNight.Add(time.Duration(10+i)*time.Minute)), rec.commit))
+	}
+	assert.Empty(t, rec.take())
+
+	// IP3's silence counts from the first sweep after it was added.
+	first := testNight.Add(2 * time.Hour)
+	require.NoError(t, d.Sweep(first, rec.commit))
+	for _, ev := range rec.take() {
+		assert.NotEqual(t, "IP3", ev.Nameplate)
+	}
+	require.NoError(t, d.Sweep(first.Add(15*time.Minute), rec.commit))
+	evs := rec.take()
+	require.Len(t, evs, 1)
+	assert.Equal(t, "IP3", evs[0].Nameplate)
+	assert.True(t, evs[0].Since.Equal(first))
+
+	d.SetRegistry(nil)
+	_, ok = d.Device("IP3")
+	assert.True(t, ok, "it has an open fault: kept")
+}
+
+func parseRegistryString(s string) (*Registry, []RowError, error) {
+	return ParseRegistry(strings.NewReader(s))
+}
+
+func TestHistory(t *testing.T) {
+	var h history
+	t0 := time.Date(2026, 12, 4, 18, 0, 0, 0, time.UTC)
+	r := func(p, v float64) *Reading {
+		return &Reading{Fields: FieldPower | FieldVoltage, Power: p, Voltage: v}
+	}
+	h.add(t0.Unix(), r(88.1, 221.4), 220)
+	h.add(t0.Add(10*time.Minute).Unix(), r(90, 222), 220) // same bucket: the last one counts
+	pts := h.points(220)
+	require.Len(t, pts, 1)
+	assert.True(t, pts[0].At.Equal(t0))
+	assert.InDelta(t, 90, pts[0].Power, 0.3)
+	assert.InDelta(t, 222, pts[0].Voltage, 0.7)
+
+	// A larger power rescales what is kept.
+	h.add(t0.Add(31*time.Minute).Unix(), &Reading{Fields: FieldPower, Power: 400}, 220)
+	pts = h.points(220)
+	require.Len(t, pts, 2)
+	assert.InDelta(t, 90, pts[0].Power, 2.5)
+	assert.InDelta(t, 400, pts[1].Power, 1)
+	assert.Equal(t, -1.0, pts[1].Voltage, "not reported in that bucket")
+	// An older reading writes its own bucket; one older than 24 h is dropped.
+	h.add(t0.Add(-60*time.Minute).Unix(), r(0, 230), 220)
+	h.add(t0.Add(-25*time.Hour).Unix(), r(0, 230), 220)
+	pts = h.points(220)
+	require.Len(t, pts, 3)
+	assert.True(t, pts[0].At.Equal(t0.Add(-60*time.Minute)))
+	assert.Equal(t, 0.0, pts[0].Power)
+	// Values out of the scale clamp.
+	h.add(t0.Add(time.Hour).Unix(), r(-5, 1000), 220)
+	pts = h.points(220)
+	assert.Equal(t, 0.0, pts[3].Power)
+	assert.Equal(t, 330.0, pts[3].Voltage)
+	// A day later, the old buckets are gone; 48 buckets at most.
+	for i := range 60 {
+		h.add(t0.Add(24*time.Hour+time.Duration(i)*30*time.Minute).Unix(), r(50, 220), 220)
+	}
+	pts = h.points(220)
+	require.Len(t, pts, historyBuckets)
+	for i := 1; i < len(pts); i++ {
+		assert.Equal(t, historyBucket, pts[i].At.Sub(pts[i-1].At))
+	}
+	// A silence longer than the window leaves only what came after it;
+	// a shorter one leaves the skipped buckets empty.
+	h.add(t0.Add(80*time.Hour).Unix(), r(50, 220), 220)
+	assert.Len(t, h.points(220), 1)
+	h.add(t0.Add(82*time.Hour).Unix(), r(50, 220), 220)
+	pts = h.points(220)
+	require.Len(t, pts, 2)
+	assert.Equal(t, 2*time.Hour, pts[1].At.Sub(pts[0].At))
+	var empty *history
+	assert.Nil(t, empty.points(220))
+}
+
+func TestPackedReadingRoundTrip(t *testing.T) {
+	var p packedReading
+	r := Reading{Fields: FieldVoltage | FieldEnergy | FieldSwitchCount | FieldPower | FieldAlarms | FieldTime,
+		Voltage: 221.4, Energy: 98765.43, SwitchCount: 1234567, Power: math.MaxFloat64}
+	p.merge(&r)
+	got := p.unpack()
+	assert.Equal(t, FieldVoltage|FieldEnergy|FieldSwitchCount|FieldPower, got.Fields, "not measurements: not kept")
+	assert.Equal(t, 221.4, got.Voltage)
+	assert.Equal(t, 98765.43, got.Energy)
+	assert.Equal(t, 1234567.0, got.SwitchCount)
+	assert.False(t, math.IsInf(got.Power, 0), "clamped to a finite value")
+}
+
+func TestWarnings(t *testing.T) {
+	assert.Empty(t, testConfig().Warnings())
+	c := testConfig()
+	c.CommLossAfter = 6 * time.Minute
+	c.CyclingSwitches = 20
+	c.ConfirmCount = 300
+	c.NominalVoltage = 0
+	w := c.Warnings()
+	require.Len(t, w, 4)
+	assert.Contains(t, w[0], "EDGE_CONFIRM_COUNT")
+	assert.Contains(t, w[1], "EDGE_COMM_LOSS_AFTER")
+	assert.Contains(t, w[2], "at most 12 lamp changes")
+	assert.Contains(t, w[3], "EDGE_NOMINAL_VOLTAGE")
+}
+
+// TestConcurrentUse runs every entry point at once (run with -race) and
+// then checks the counters against the devices themselves.
+func TestConcurrentUse(t *testing.T) {
+	d := newTestDetector(t)
+	const workers, devices, rounds = 8, 200, 30
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for r := range rounds {
+				for i := w; i < devices; i += workers {
+					name := fmt.Sprintf("D%03d", i)
+					at := testNight.Add(time.Duration(r) * time.Minute)
+					m := darkAt(name, at)
+					if i%3 == 0 {
+						m = litAt(name, at)
+					}
+					m.Fields |= FieldPosition
+					m.Lat, m.Lon = uberabaLat, uberabaLon
+					if i%7 == 0 && r%2 == 0 {
+						m.Fields |= FieldAlarms
+						m.Alarms = []string{"relayFailure"}
+					}
+					if err := d.Observe(m, func([]Event) error { return nil }); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for r := range rounds {
+			_ = d.Sweep(testNight.Add(time.Duration(r)*time.Minute), func([]Event) error { return nil })
+			_ = d.Devices(true)
+			_ = d.Counts(testNight)
+			_ = d.CollectAttributes(nil)
+			if r == rounds/2 {
+				d.SetRegistry(d.Registry())
+			}
+		}
+	})
+	wg.Wait()
+	require.NoError(t, d.Sweep(testNight.Add(rounds*time.Minute), func([]Event) error { return nil }))
+	views := d.Devices(false)
+	faulty, online := 0, 0
+	for _, v := range views {
+		if len(v.Faults) > 0 {
+			faulty++
+		}
+		if v.Online {
+			online++
+		}
+	}
+	c := d.Counts(testNight.Add(rounds * time.Minute))
+	assert.Equal(t, DeviceCounts{Known: len(views), Online: online, Faulty: faulty}, c)
+	assert.Equal(t, devices+2, c.Known)
+	assert.Greater(t, faulty, devices/2, "the dark lamps")
+}
