@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -196,10 +197,20 @@ type pahoLogger struct {
 	level slog.Level
 }
 
+// pahoMuted silences paho's logs once lightsim disconnects on purpose:
+// paho then reports the broker closing the socket after DISCONNECT as
+// errors ("error triggered EOF"), which would end every clean run with two
+// alarming lines. It is process-wide because paho's loggers are.
+var pahoMuted atomic.Bool
+
 func (l pahoLogger) Println(v ...any) {
-	l.log.Log(context.Background(), l.level, strings.TrimSpace(fmt.Sprintln(v...)))
+	if !pahoMuted.Load() {
+		l.log.Log(context.Background(), l.level, strings.TrimSpace(fmt.Sprintln(v...)))
+	}
 }
 
 func (l pahoLogger) Printf(format string, v ...any) {
-	l.log.Log(context.Background(), l.level, fmt.Sprintf(format, v...))
+	if !pahoMuted.Load() {
+		l.log.Log(context.Background(), l.level, fmt.Sprintf(format, v...))
+	}
 }

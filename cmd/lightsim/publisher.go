@@ -187,6 +187,7 @@ func (p *publisher) close(drainTimeout time.Duration) {
 		close(p.abort)
 		<-done
 	}
+	pahoMuted.Store(true)
 	p.client.Disconnect(250)
 }
 
