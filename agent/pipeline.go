@@ -264,21 +264,52 @@ func (p *Pipeline) flushAttributes(ctx context.Context) {
 		for i, r := range recs {
 			batch[i] = r.Attributes
 		}
+		synced, more := recs, true
 		if err := p.api.UpdateAttributes(ctx, batch); err != nil {
-			p.log.Warn("device attribute update failed; retried next round", "devices", len(batch), "err", err)
-			return
-		}
-		if p.syncer != nil {
+			synced, more = p.attributeFailure(recs, err)
+		} else if p.syncer != nil {
 			p.syncer.APIRecovered()
 		}
-		if err := p.attrs.MarkAttributesSynced(ctx, recs); err != nil {
+		if len(synced) == 0 {
+			return
+		}
+		if err := p.attrs.MarkAttributesSynced(ctx, synced); err != nil {
 			p.log.Error("marking device attributes synced failed", "err", err)
 			return
 		}
-		if len(recs) < attrChunk {
+		if !more || len(recs) < attrChunk {
 			return
 		}
 	}
+}
+
+// attributeFailure decides what a failed attribute update leaves dirty. A
+// retryable failure keeps the devices it did not apply for the next round
+// (and ends this one). A permanent refusal is not retried: the API will not
+// take these values, and retrying them every round would hold up every
+// device after them; they go again when the device changes.
+func (p *Pipeline) attributeFailure(recs []AttributeRecord, err error) (synced []AttributeRecord, more bool) {
+	var apiErr APIError
+	if errors.As(err, &apiErr) && apiErr.Outcome() == OutcomePermanent {
+		p.log.Error("the API refused device attributes; not retried until the devices change",
+			"devices", len(recs), "status", apiErr.StatusCode(), "err", err)
+		return recs, true
+	}
+	p.log.Warn("device attribute update failed; retried next round", "devices", len(recs), "err", err)
+	var partial PartialError
+	if !errors.As(err, &partial) || len(partial.NotApplied()) == 0 {
+		return nil, false
+	}
+	failed := make(map[string]bool, len(partial.NotApplied()))
+	for _, n := range partial.NotApplied() {
+		failed[n] = true
+	}
+	for _, r := range recs {
+		if !failed[r.Attributes.Nameplate] {
+			synced = append(synced, r)
+		}
+	}
+	return synced, false
 }
 
 // Beats returns when the sweeper and the attribute loop last turned (zero

@@ -240,3 +240,31 @@ func TestPipelineSweepRaisesCommunicationFailure(t *testing.T) {
 	require.NoError(t, r.send(ctx, 21, 221))
 	require.Equal(t, StateSuppressed, r.store.get(1).State)
 }
+
+type partialErr struct {
+	fakeAPIError
+	notApplied []string
+}
+
+func (e *partialErr) NotApplied() []string { return e.notApplied }
+
+// A device the API refuses for good does not hold up the others; a device
+// not applied for a passing reason stays dirty.
+func TestPipelineAttributeFailures(t *testing.T) {
+	r := newPipelineRig(t, true)
+	ctx := context.Background()
+	for _, n := range []string{"IP01", "IP02", "IP03"} {
+		tm := &Telemetry{Nameplate: n, At: r.t0, Received: r.t0, Reading: Reading{Fields: FieldVoltage, Voltage: 221}}
+		require.NoError(t, r.p.HandleTelemetry(ctx, tm))
+	}
+	r.p.saveAttributes(ctx)
+	require.Len(t, r.attrs.dirty, 3)
+
+	r.attrs.sendErr = &partialErr{fakeAPIError: fakeAPIError{outcome: OutcomeRetryable, status: 503}, notApplied: []string{"IP02"}}
+	r.p.flushAttributes(ctx)
+	require.Equal(t, map[string]bool{"IP02": true}, r.attrs.dirty, "only the device not applied stays dirty")
+
+	r.attrs.sendErr = &fakeAPIError{outcome: OutcomePermanent, status: 422}
+	r.p.flushAttributes(ctx)
+	require.Empty(t, r.attrs.dirty, "a permanent refusal is not retried every round")
+}

@@ -98,6 +98,13 @@ type AttributeAPI interface {
 	UpdateAttributes(ctx context.Context, attrs []DeviceAttributes) error
 }
 
+// PartialError is an AttributeAPI error that names the devices not applied;
+// the others of the call were applied.
+type PartialError interface {
+	error
+	NotApplied() []string
+}
+
 // APIError is the classified error of one API call; the m2m package's
 // errors implement it. Callers never parse status codes or messages.
 type APIError interface {

@@ -85,6 +85,10 @@ func (e *Error) Permanent() bool { return e.outcome == agent.OutcomePermanent }
 // ErrInvalidInput, or (for UpdateAttributes) the joined causes.
 func (e *Error) Unwrap() error { return e.err }
 
+// NotApplied lists the devices an attribute update did not apply (nil for
+// the other calls): the caller can count the rest as synced.
+func (e *Error) NotApplied() []string { return e.Devices }
+
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "m2m %s: %s", e.Call, e.outcome)
