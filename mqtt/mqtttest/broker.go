@@ -128,6 +128,13 @@ log_type warning
 log_type notice
 connection_messages true
 `, b.Port, b.Dir, filepath.Join(b.Dir, "mosquitto.log"))
+	// Started as root, mosquitto drops to the "mosquitto" user, which
+	// cannot write the caller's (0700, root-owned) directory: no log and,
+	// silently, no persistence, so sessions would not survive Restart.
+	// A private test broker may stay root.
+	if os.Geteuid() == 0 {
+		conf += "user root\n"
+	}
 	return os.WriteFile(filepath.Join(b.Dir, "mosquitto.conf"), []byte(conf), 0o644)
 }
 
