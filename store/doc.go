@@ -18,6 +18,13 @@
 //   - the size cap (bbolt MaxSize), pruning, the corrupt-file handling at
 //     Open and the lock that keeps a second process out.
 //
+// Every write method returns only after its transaction is committed
+// (durable: bbolt fdatasyncs before it returns). Its context bounds the wait
+// to be taken by the writer; once taken, the call waits for the commit, so
+// that an answer is never "cancelled" for a write that then lands. On any
+// error, nothing of that call was written. Close commits what the writer has
+// taken and answers ErrClosed to callers still waiting.
+//
 // It must not: drop a pending or cancel_pending ticket for any reason; talk
 // to the network; decide what a ticket says (the create body is built by the
 // EncodeCreate function it is given); log a ticket's body or any secret; use

@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/edge-agent/edge-agent/agent"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -498,6 +497,3 @@ func wrapf(context string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", context, err)
 }
-
-// ticketStates is agent.TicketStates, named here for the readers' loops.
-var ticketStates = agent.TicketStates

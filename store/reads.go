@@ -107,10 +107,10 @@ func (s *Store) OpenFaults() ([]agent.ActiveFault, error) {
 // Counts returns the number of tickets in each state (every state present,
 // zeros included). It reads one small counters bucket: no scan.
 func (s *Store) Counts() (map[agent.TicketState]int, error) {
-	out := make(map[agent.TicketState]int, len(ticketStates))
+	out := make(map[agent.TicketState]int, len(agent.TicketStates))
 	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bktCounts)
-		for _, st := range ticketStates {
+		for _, st := range agent.TicketStates {
 			out[st] = 0
 			if b != nil {
 				out[st] = int(u64Decode(b.Get([]byte(st))))
