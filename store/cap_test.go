@@ -101,6 +101,9 @@ func TestSizeCap(t *testing.T) {
 	if res, err := s.ApplyChanges(ctx, []agent.TicketChange{raiseC(bigDraft(s, "P0000"))}); err != nil || res[0].Changed {
 		t.Fatalf("raise of an open fault while full: %v %v", res, err)
 	}
+	if !s.Stats().Full {
+		t.Fatal("full cleared by writes that added nothing")
+	}
 
 	// 4. Space frees: the sent tickets clear (finished, prunable), and the
 	// next raise fits again; Full ends.

@@ -206,11 +206,11 @@ func isCorrupt(err error) bool {
 		errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch)
 }
 
-func lockedError(path string, readOnly bool, err error) error {
+func lockedError(readOnly bool, err error) error {
 	if readOnly {
-		return fmt.Errorf("open store %s read-only: %w: another process (the edge-agent daemon?) holds it; while the daemon runs, ask it through the control socket: %v", path, ErrLocked, err)
+		return fmt.Errorf("%w: another process (the edge-agent daemon?) holds it; while the daemon runs, ask it through the control socket (%v)", ErrLocked, err)
 	}
-	return fmt.Errorf("open store %s: %w: another process (the edge-agent daemon?) holds it: stop it first: %v", path, ErrLocked, err)
+	return fmt.Errorf("%w: another process (the edge-agent daemon?) holds it; stop that one first (%v)", ErrLocked, err)
 }
 
 // sameFile reports whether path still names the file we opened and locked.
@@ -230,7 +230,7 @@ func (s *Store) openChecked(readOnly bool) (*bolt.DB, openInfo, error) {
 		db, file, err := s.boltOpen(readOnly)
 		if err != nil {
 			if errors.Is(err, berrors.ErrTimeout) {
-				return nil, openInfo{}, lockedError(s.opts.Path, readOnly, err)
+				return nil, openInfo{}, lockedError(readOnly, err)
 			}
 			return nil, openInfo{}, err
 		}
@@ -413,7 +413,7 @@ func (s *Store) moveAside(at time.Time, cause error) (string, error) {
 	defer f.Close()
 	if !errors.Is(cause, errPanicked) {
 		if err := lockFile(f, s.opts.LockTimeout); err != nil {
-			return "", lockedError(path, false, err)
+			return "", fmt.Errorf("open store %s: corrupt (%v), but %w", path, cause, lockedError(false, err))
 		}
 	}
 	dst := path + ".corrupt-" + at.Format("20060102T150405Z")

@@ -25,7 +25,7 @@ var (
 	// ErrNotFound: no ticket with that protocol, or no store file (read-only open).
 	ErrNotFound = errors.New("not found")
 	// ErrLocked: another process (normally the running daemon) holds the file.
-	ErrLocked = errors.New("store is locked by another process")
+	ErrLocked = errors.New("store is locked")
 	// ErrFull: the size cap is reached and nothing finished is left to prune.
 	// Queued tickets are kept; the write that got this error changed nothing.
 	ErrFull = errors.New("store is full")

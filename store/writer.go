@@ -128,9 +128,9 @@ func (s *Store) commitBatch(batch []*request) {
 	if len(live) == 0 {
 		return
 	}
-	rest, err := s.runTx(live, s.softMax)
+	rest, wrote, err := s.runTx(live, s.softMax)
 	if err == nil {
-		s.committed(rest)
+		s.committed(rest, wrote)
 		return
 	}
 	if !isMaxSize(err) {
@@ -146,8 +146,8 @@ func (s *Store) commitBatch(batch []*request) {
 			break
 		}
 		s.log.Warn("store at its size cap: pruned finished tickets early", logCount, n)
-		if rest, err = s.runTx(rest, s.softMax); err == nil {
-			s.committed(rest)
+		if rest, wrote, err = s.runTx(rest, s.softMax); err == nil {
+			s.committed(rest, wrote)
 			return
 		}
 		if !isMaxSize(err) {
@@ -176,7 +176,7 @@ func (s *Store) commitBatch(batch []*request) {
 	if len(reserve) == 0 {
 		return
 	}
-	rest, err = s.runTx(reserve, s.hardMax)
+	rest, _, err = s.runTx(reserve, s.hardMax)
 	switch {
 	case err == nil:
 		answer(rest, nil)
@@ -187,11 +187,11 @@ func (s *Store) commitBatch(batch []*request) {
 	}
 }
 
-// committed answers a successful batch; a growing write that fits again
-// ends the full state.
-func (s *Store) committed(reqs []*request) {
+// committed answers a successful batch; a growing write that fit again
+// (and wrote: a raise of an open fault proves nothing) ends the full state.
+func (s *Store) committed(reqs []*request, wrote bool) {
 	for _, r := range reqs {
-		if r.growth {
+		if r.growth && wrote {
 			if s.isFull() && s.setFull(false) {
 				s.log.Info("store no longer full", logPath, s.opts.Path)
 			}
@@ -211,8 +211,9 @@ func (s *Store) failBatch(reqs []*request, err error) {
 // runTx runs the requests in one transaction under the given size limit
 // and commits. A request whose function fails is answered with its error
 // and dropped, and the others run again. It returns the requests still
-// unanswered: committed when err is nil, not written when it is not.
-func (s *Store) runTx(reqs []*request, maxSize int) ([]*request, error) {
+// unanswered: committed when err is nil (wrote says whether there was
+// anything to commit), not written when it is not.
+func (s *Store) runTx(reqs []*request, maxSize int) (_ []*request, wrote bool, _ error) {
 	if s.hardMax > 0 {
 		// Only this goroutine begins write transactions, and bbolt reads
 		// MaxSize only inside them: changing it between them is safe.
@@ -221,7 +222,7 @@ func (s *Store) runTx(reqs []*request, maxSize int) ([]*request, error) {
 	for len(reqs) > 0 {
 		tx, err := s.db.Begin(true)
 		if err != nil {
-			return reqs, err
+			return reqs, false, err
 		}
 		fillAppendOnly(tx)
 		w := &wtx{s: s, tx: tx, now: s.now().Round(0), floor: s.seqFloor}
@@ -242,18 +243,18 @@ func (s *Store) runTx(reqs []*request, maxSize int) ([]*request, error) {
 			// Nothing changed (a raise of a fault already open, ...): the state
 			// read is already durable, no commit or fsync needed.
 			_ = tx.Rollback()
-			return reqs, nil
+			return reqs, false, nil
 		}
 		if err := tx.Commit(); err != nil {
-			return reqs, err
+			return reqs, false, err
 		}
 		s.commits.Add(1)
 		if w.seq > 0 {
 			s.recordSeq(w.seq)
 		}
-		return reqs, nil
+		return reqs, true, nil
 	}
-	return nil, nil
+	return nil, false, nil
 }
 
 // fillAppendOnly packs the buckets whose keys mostly arrive in increasing
