@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -157,6 +158,15 @@ func (b *Broker) start() error {
 			return fmt.Errorf("mosquitto exited at start (port %d taken?); see %s", b.Port, filepath.Join(b.Dir, "mosquitto.log"))
 		default:
 		}
+		// The port was free when chosen, but another listener (a parallel
+		// test's broker or proxy) can take it before mosquitto binds it; then
+		// the dial below reaches that one while mosquitto exits with
+		// "Address already in use". Where /proc tells, insist that the
+		// listener is this process's.
+		if owned, known := listensOn(cmd.Process.Pid, b.Port); known && !owned {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			_ = c.Close()
@@ -227,6 +237,35 @@ func (b *Broker) Running() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.cmd != nil
+}
+
+// listensOn reports whether process pid has a TCP socket listening on
+// 127.0.0.1:port, from /proc (Linux). known is false where /proc cannot
+// tell (another OS, no permission): the caller then trusts the dial.
+func listensOn(pid, port int) (owned, known bool) {
+	table, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return false, false
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false, false
+	}
+	local := fmt.Sprintf("0100007F:%04X", port) // 127.0.0.1, as the kernel prints it
+	inodes := map[string]bool{}
+	for _, line := range strings.Split(string(table), "\n") {
+		f := strings.Fields(line)
+		// sl local_address rem_address st ... inode (field 9); 0A is LISTEN.
+		if len(f) > 9 && f[1] == local && f[3] == "0A" {
+			inodes["socket:["+f[9]+"]"] = true
+		}
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && inodes[target] {
+			return true, true
+		}
+	}
+	return false, true
 }
 
 func freePort() (int, error) {
