@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -366,60 +367,6 @@ func TestTwilightSilence(t *testing.T) {
 		require.NoError(t, d.Observe(litAt("IP2", m), rec.commit))
 	}
 	assert.Zero(t, rec.calls)
-}
-
-func TestUntrustedClock(t *testing.T) {
-	t.Run("before the build date", func(t *testing.T) {
-		d := newTestDetector(t)
-		rec := &recorder{}
-		old := time.Date(1970, 1, 1, 0, 10, 0, 0, time.UTC) // a board without RTC, just booted
-		ok, reason := d.ClockTrust(old)
-		assert.False(t, ok)
-		assert.Contains(t, reason, "earlier than the build date")
-		for i := range 10 {
-			m := darkAt("IP1", testNight.Add(time.Duration(i)*time.Minute)) // the controller's own ts is fine
-			m.Received = old.Add(time.Duration(i) * time.Minute)
-			require.NoError(t, d.Observe(m, rec.commit))
-		}
-		assert.Zero(t, rec.calls, "day/night rules wait")
-		// Rules that need no sun still work.
-		for i := range 3 {
-			m := with(litAt("IP1", testNight.Add(time.Hour+time.Duration(i)*time.Minute)), func(m *Telemetry) { m.Voltage = 250 })
-			m.Received = old
-			require.NoError(t, d.Observe(m, rec.commit))
-		}
-		require.Len(t, rec.events, 1)
-		assert.Equal(t, FaultSupplyVoltageTooHigh, rec.events[0].Fault)
-		ok, _ = d.ClockTrust(testNight)
-		assert.True(t, ok)
-	})
-	t.Run("sync required", func(t *testing.T) {
-		for _, synced := range []bool{false, true} {
-			cfg := testConfig()
-			cfg.RequireClockSync = true
-			calls := 0
-			cfg.ClockSynced = func() bool { calls++; return synced }
-			d := NewDetector(cfg, testRegistry(t), testNight)
-			rec := &recorder{}
-			for i := range 3 {
-				require.NoError(t, d.Observe(darkAt("IP1", testNight.Add(time.Duration(i)*10*time.Second)), rec.commit))
-			}
-			ok, reason := d.ClockTrust(testNight)
-			assert.Equal(t, synced, ok)
-			if synced {
-				assert.Len(t, rec.events, 1)
-			} else {
-				assert.Empty(t, rec.events)
-				assert.Contains(t, reason, "unsynchronised")
-			}
-			assert.Equal(t, 2, calls, "the kernel flag is read once a minute (and once by ClockTrust)")
-		}
-		cfg := testConfig()
-		cfg.RequireClockSync = true // and no way to know
-		ok, reason := NewDetector(cfg, nil, testNight).ClockTrust(testNight)
-		assert.False(t, ok)
-		assert.Contains(t, reason, "unknown")
-	})
 }
 
 func TestUnknownDevicePosition(t *testing.T) {
@@ -935,4 +882,40 @@ func faultsOf(evs []Event) []string {
 		out = append(out, ev.Fault)
 	}
 	return out
+}
+
+func TestConfirmCountOne(t *testing.T) {
+	for _, n := range []int{1, 0, -3} { // 0 and below mean 1
+		cfg := testConfig()
+		cfg.ConfirmCount = n
+		d := NewDetector(cfg, testRegistry(t), testNight)
+		rec := &recorder{}
+		require.NoError(t, d.Observe(darkAt("IP1", testNight), rec.commit))
+		evs := rec.take()
+		require.Len(t, evs, 1, "ConfirmCount %d", n)
+		assert.True(t, evs[0].Since.Equal(evs[0].At))
+		require.NoError(t, d.Observe(litAt("IP1", testNight.Add(time.Minute)), rec.commit))
+		evs = rec.take()
+		require.Len(t, evs, 1)
+		assert.Equal(t, Clear, evs[0].Kind)
+	}
+}
+
+func TestDeviceViewJSON(t *testing.T) {
+	// The status API encodes views: every value must be valid JSON (no NaN).
+	d := newTestDetector(t)
+	rec := &recorder{}
+	require.NoError(t, d.Observe(tel("IP1", testNight, Reading{Fields: FieldPower, Power: 10}), rec.commit))
+	require.NoError(t, d.Observe(with(darkAt("IP2", testNight), func(m *Telemetry) {
+		m.Fields |= FieldAlarms
+		m.Alarms = []string{"relayFailure"}
+	}), rec.commit))
+	for _, v := range d.Devices(true) {
+		b, err := json.Marshal(v)
+		require.NoError(t, err)
+		assert.Contains(t, string(b), `"nameplate_num":"`+v.Nameplate+`"`)
+	}
+	v, _ := d.Device("IP1")
+	require.Len(t, v.History, 1)
+	assert.Equal(t, -1.0, v.History[0].Voltage)
 }

@@ -24,14 +24,15 @@ var ErrBadRegistry = errors.New("bad device registry")
 
 // DeviceInfo is what the registry says about one device.
 type DeviceInfo struct {
-	Nameplate string
+	Nameplate string `json:"nameplate_num"`
 	// Site is the ticket's address block. Its Latitude and Longitude are
 	// the registry's coordinates as decimal text ("" when it has none).
-	Site                Site
-	Latitude, Longitude float64
-	HasPosition         bool
+	Site        Site    `json:"site"`
+	Latitude    float64 `json:"latitude,omitempty"`
+	Longitude   float64 `json:"longitude,omitempty"`
+	HasPosition bool    `json:"has_position"`
 	// NominalPower is the lamp's rated power in watts, 0 when unknown.
-	NominalPower float64
+	NominalPower float64 `json:"nominal_power,omitempty"`
 }
 
 // RowError is a registry row that was skipped (or, for the header line, a
