@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -530,5 +531,98 @@ func TestDebStartsOnlyWhenConfigured(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// envFileVars reads an EnvironmentFile the way systemd does for the simple
+// lines our example has: KEY=VALUE, comments skipped, one level of quotes
+// removed.
+func envFileVars(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env []string
+	for line := range strings.SplitSeq(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("%s: not KEY=VALUE: %q", path, line)
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		env = append(env, strings.TrimSpace(k)+"="+v)
+	}
+	return env
+}
+
+// TestDebConfigEndToEnd runs the packaged binary's `edge-agent config` the
+// way the unit runs it: the installed env file (required variables filled
+// in), $CREDENTIALS_DIRECTORY holding the credential files postinst created
+// (empty: "not set") and one the operator filled, and the state and runtime
+// directories systemd would pass. The package, the example file and the
+// configuration code must agree on all of it.
+func TestDebConfigEndToEnd(t *testing.T) {
+	d := debsOf(t)
+	needTool(t, "dpkg", "dpkg")
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: the scratch-root install sets file owners (chown): run as root")
+	}
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		t.Skipf("SKIP: runs the amd64 package's binary; this is %s/%s", runtime.GOOS, runtime.GOARCH)
+	}
+	r := scratchRoot(t)
+	dpkgIn(t, r, "-i", d.Debs["amd64"])
+
+	envPath := filepath.Join(r, "etc/edge-agent/edge-agent.env")
+	example, err := os.ReadFile(envPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filled := strings.Replace(string(example), "\nEDGE_M2M_BASE_URL=\n", "\nEDGE_M2M_BASE_URL=https://m2m.example/api\n", 1)
+	filled = strings.Replace(filled, "\nEDGE_M2M_INSTANCE_ID=\n", "\nEDGE_M2M_INSTANCE_ID=42\n", 1)
+	if filled == string(example) {
+		t.Fatal("the installed env file has no empty EDGE_M2M_BASE_URL= / EDGE_M2M_INSTANCE_ID= lines to fill in")
+	}
+	if err := os.WriteFile(envPath, []byte(filled), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	creds := filepath.Join(r, "etc/edge-agent/credentials")
+	if err := os.WriteFile(filepath.Join(creds, "m2m-token"), []byte("tok-123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state, runtimeDir := t.TempDir(), t.TempDir()
+	env := append(envFileVars(t, envPath),
+		"PATH=/usr/bin:/bin",
+		"CREDENTIALS_DIRECTORY="+creds,
+		"STATE_DIRECTORY="+state,
+		"RUNTIME_DIRECTORY="+runtimeDir,
+	)
+	out, err := runErr(t, "", env, filepath.Join(r, "usr/bin/edge-agent"), "config")
+	if err != nil {
+		t.Fatalf("edge-agent config with the packaged files: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"EDGE_M2M_BASE_URL=https://m2m.example/api",
+		"EDGE_M2M_INSTANCE_ID=42",
+		"EDGE_DATA_DIR=" + state,
+		"EDGE_CONTROL_SOCKET=" + filepath.Join(runtimeDir, "control.sock"),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "tok-123") {
+		t.Errorf("config printed a secret:\n%s", out)
+	}
+	tokenLine := regexp.MustCompile(`(?m)^EDGE_M2M_TOKEN=(.*)$`).FindStringSubmatch(out)
+	if tokenLine == nil || !strings.Contains(tokenLine[1], "redacted") {
+		t.Errorf("EDGE_M2M_TOKEN from the credential should show as redacted, got %q:\n%s", tokenLine, out)
 	}
 }
