@@ -12,23 +12,17 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// record is a ticket as stored: the agent's Ticket plus what only the store
-// needs to know.
+// record is a ticket as stored: the agent's Ticket, as JSON. A struct of
+// its own so that store-only fields can join it without a new layout.
 type record struct {
 	agent.Ticket
-	// CancelOnSent: the fault cleared, with cancel-on-clear, while the
-	// ticket's create may already have reached the API (in flight, or an
-	// earlier attempt without an answer). It cannot be suppressed — the city
-	// may have it — so it stays pending; when the create is confirmed (sent)
-	// the store moves it straight to cancel_pending.
-	CancelOnSent bool `json:"store_cancel_on_sent,omitempty"`
 }
 
 // finished: nothing is left to do for the ticket, so pruning may take it.
 // A sent ticket whose fault cleared without a cancel is finished too.
 // Failed tickets are not: they wait for an operator.
 func finished(t *agent.Ticket) bool {
-	return t.State.Terminal() || (t.State == agent.StateSent && !t.ClearedAt.IsZero())
+	return t.State.Terminal() || (t.State == agent.StateSent && !t.ClearedAt.IsZero() && !t.CancelWanted)
 }
 
 func checkName(what, v string) error {
@@ -183,7 +177,9 @@ func (w *wtx) clear(c *agent.TicketChange) (agent.ChangeResult, error) {
 	switch old.State {
 	case agent.StatePending:
 		if old.InFlight || old.Uncertain {
-			nu.CancelOnSent = c.Cancel
+			// The city may have it: it cannot be suppressed. The cancel
+			// follows once the create is confirmed (settle).
+			nu.CancelWanted = c.Cancel
 			if c.Cancel {
 				nu.Justification = c.Justification
 			}
@@ -206,21 +202,21 @@ func (w *wtx) clear(c *agent.TicketChange) (agent.ChangeResult, error) {
 }
 
 // settle applies the rules of a pending ticket whose fault cleared while
-// its create may have been at the API (see record.CancelOnSent): confirmed
-// sent → cancel_pending if a cancel was asked; definitely not delivered
-// (neither in flight nor uncertain) → suppressed.
+// its create may have been at the API (agent.Ticket.CancelWanted), in the
+// same transaction as the answer, so that no crash can leave a confirmed
+// ticket uncancelled: confirmed sent with CancelWanted → cancel_pending, due
+// now; definitely not delivered (neither in flight nor uncertain) →
+// suppressed.
 func (w *wtx) settle(nu *record) {
 	if nu.ClearedAt.IsZero() {
 		return
 	}
 	switch {
-	case nu.State == agent.StateSent && nu.CancelOnSent:
+	case nu.State == agent.StateSent && nu.CancelWanted:
 		nu.State = agent.StateCancelPending
 		nu.NextAttemptAt = w.now
-		nu.CancelOnSent = false
 	case nu.State == agent.StatePending && !nu.InFlight && !nu.Uncertain:
 		nu.State = agent.StateSuppressed
-		nu.CancelOnSent = false
 	}
 }
 
@@ -241,7 +237,7 @@ func (s *Store) UpdateTicket(ctx context.Context, protocol int64, fn func(*agent
 		if err != nil {
 			return err
 		}
-		nu := &record{Ticket: old.Ticket, CancelOnSent: old.CancelOnSent}
+		nu := &record{Ticket: old.Ticket}
 		nu.CreateBody = bytes.Clone(old.CreateBody)
 		if err := fn(&nu.Ticket); err != nil {
 			return fmt.Errorf("update ticket %d: %w", protocol, err)

@@ -253,7 +253,10 @@ func TestClearWhileInFlightSettles(t *testing.T) {
 			s := openT(t, Options{})
 			tk := mustRaise(t, s, "LP1", "relayFailure")
 			mustUpdate(t, s, tk.Protocol, func(t *agent.Ticket) { t.InFlight = true })
-			mustApply(t, s, clearC("LP1", "relayFailure", c.cancel))
+			cl := mustApply(t, s, clearC("LP1", "relayFailure", c.cancel))[0].Ticket
+			if cl.State != pending || cl.CancelWanted != c.cancel || cl.ClearedAt.IsZero() || cl.Open() {
+				t.Fatalf("cleared in flight: %s, CancelWanted %v, open %v", cl.State, cl.CancelWanted, cl.Open())
+			}
 			got := mustUpdate(t, s, tk.Protocol, c.answer)
 			if got.State != c.want {
 				t.Fatalf("state %s, want %s", got.State, c.want)
