@@ -67,7 +67,7 @@ func BenchmarkObserve(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				m := &msgs[i%len(msgs)]
-				m.At = m.At.Add(5 * time.Second)
+				m.At = m.At.Add(time.Millisecond) // stays night however long the run
 				m.Received = m.At
 				if err := d.Observe(m, failCommit); err != nil {
 					b.Fatal(err)
