@@ -123,7 +123,7 @@ func (c Config) validate() (*settings, error) {
 		bad("broker: empty")
 	} else if u, err := url.Parse(s.Broker); err != nil {
 		// url's error quotes the URL, which may hold a password.
-		bad("broker: not a URL")
+		bad("broker: not a URL (want scheme://host:port, e.g. tcp://127.0.0.1:1883)")
 	} else if tlsScheme, ok := schemes[u.Scheme]; !ok {
 		bad("broker: scheme %q is not one of tcp, ssl, tls, mqtts, ws, wss", u.Scheme)
 	} else if u.Hostname() == "" {
