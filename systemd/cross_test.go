@@ -197,8 +197,10 @@ func TestCrossBuildInfo(t *testing.T) {
 		if strings.Contains(out, "vcs.") {
 			t.Errorf("%s: VCS stamp present (it would differ between a clean and a dirty tree):\n%s", target, out)
 		}
-		if strings.Contains(out, builds[0].Dir) {
-			t.Errorf("%s: build directory %s leaked into the binary", target, builds[0].Dir)
+		for _, b := range builds {
+			if bytes.Contains(b.Files[target], []byte(b.Dir)) {
+				t.Errorf("%s: build directory %s leaked into the binary (-trimpath)", target, b.Dir)
+			}
 		}
 	}
 }
