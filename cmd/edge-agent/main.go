@@ -38,6 +38,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args, os.Environ(), stderr)
 	case "config":
 		return cmdConfig(args, os.Environ(), stdout, stderr)
+	case "status":
+		return cmdStatus(args, os.Environ(), stdout, stderr)
+	case "devices":
+		return cmdDevices(args, os.Environ(), stdout, stderr)
+	case "tickets":
+		return cmdTickets(args, os.Environ(), stdout, stderr)
+	case "retry":
+		return cmdRetry(args, os.Environ(), stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "edge-agent: unknown command %q\n", cmd)
 		return 2
