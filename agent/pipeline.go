@@ -158,7 +158,7 @@ func (p *Pipeline) change(ev Event) TicketChange {
 		Since:       ev.Since,
 		Reading:     ev.Reading,
 		Site:        info.Site,
-		Description: DescribeFault(ev, info, p.cfg.GatewayID, p.cfg.Location),
+		Description: p.det.Describe(ev, info, p.cfg.GatewayID, p.cfg.Location),
 	}}
 }
 

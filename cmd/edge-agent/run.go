@@ -323,7 +323,7 @@ func loadRegistry(cfg *Config, log *slog.Logger) (*agent.Registry, error) {
 			log.Warn("device registry: more bad rows not shown", "bad_rows", len(rowErrs))
 			break
 		}
-		log.Warn("device registry: row skipped", "file", cfg.DevicesFile, "line", re.Line, "reason", re.Reason)
+		log.Warn("device registry: "+re.Error(), "file", cfg.DevicesFile)
 	}
 	return reg, nil
 }
