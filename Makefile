@@ -21,7 +21,7 @@ TEST_TOOLS := mosquitto:mosquitto mosquitto-clients:mosquitto_sub
 # Deployment tests (issue 7): unit scoring, ARM binaries and tests under qemu, .deb checks.
 TEST_TOOLS += systemd:systemd-analyze qemu-user-static:qemu-arm-static dpkg:dpkg-deb
 
-.PHONY: build test test-setup lint cross deb test-deploy
+.PHONY: build test test-setup lint cross deb test-deploy demo fuzz
 
 ## build: the three binaries into ./bin (static, trimmed, stamped)
 build:
@@ -33,10 +33,31 @@ test: test-setup
 	$(GO) test -race -count=1 -timeout 25m ./...
 	@# 32-bit, as on ARMv7 gateways: unaligned 64-bit atomics and 2 GiB maps show up here.
 	GOARCH=386 CGO_ENABLED=0 $(GO) test -count=1 -timeout 10m ./store/... ./agent/...
+	@# Each fuzz target fuzzed briefly; make fuzz runs them longer.
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 	$(MAKE) --no-print-directory test-deploy
 
 test-setup:
 	@scripts/ensure-tools $(TEST_TOOLS)
+
+## demo: the whole system on this machine (broker, simulators, agent, status page); DEMO_DURATION=30s to stop by itself
+demo: build
+	@scripts/ensure-tools mosquitto:mosquitto
+	$(BIN)/edge-demo --bin $(BIN)
+
+# Fuzz targets, package:Target. Their seed corpora run in every `go test`;
+# make test fuzzes each for 5 s, make fuzz for FUZZTIME.
+FUZZ_TARGETS := ./mqtt:FuzzDecodeTelemetry ./mqtt:FuzzParseTopic ./mqtt:FuzzParseRFC3339 \
+	./agent:FuzzParseRegistry ./m2m:FuzzParseCreateResponse ./m2m:FuzzParseRetryAfter \
+	./m2m:FuzzEncodeCreate ./store:FuzzDecodeSidecar
+FUZZTIME ?= 2m
+
+## fuzz: every fuzz target for FUZZTIME each (default 2m)
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz: $${t%%:*} $${t#*:} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+	done
 
 ## lint: gofmt, go vet, staticcheck (run as a Go tool from go.mod)
 lint:
