@@ -19,13 +19,14 @@ import (
 var pahoSink atomic.Pointer[slog.Logger]
 
 func init() {
-	// paho reports a routine connection loss at ERROR; the Subscriber logs
-	// the connection state itself at the right level, so paho's ERROR is a
-	// warning here and only CRITICAL is an error. DEBUG stays off: it logs
-	// every packet.
+	// paho reports a routine connection loss at ERROR and bookkeeping
+	// ("memorystore del: message 1 not found" on every subscription) at
+	// WARN; the Subscriber logs the connection state itself at the right
+	// levels. So: CRITICAL is an error, ERROR a warning, WARN debug. DEBUG
+	// stays off: it logs every packet.
 	paho.CRITICAL = pahoLogger{level: slog.LevelError}
 	paho.ERROR = pahoLogger{level: slog.LevelWarn}
-	paho.WARN = pahoLogger{level: slog.LevelWarn}
+	paho.WARN = pahoLogger{level: slog.LevelDebug}
 }
 
 type pahoLogger struct{ level slog.Level }
