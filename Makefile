@@ -19,7 +19,7 @@ LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.
 # Debian packages the tests need (package:binary).
 TEST_TOOLS := mosquitto:mosquitto mosquitto-clients:mosquitto_sub
 # Deployment tests (issue 7): unit scoring, ARM binaries and tests under qemu, .deb checks.
-TEST_TOOLS += systemd:systemd-analyze qemu-user-static:qemu-arm-static dpkg:dpkg-deb
+TEST_TOOLS += systemd:systemd-analyze qemu-user-static:qemu-arm-static dpkg:dpkg-deb procps:pkill
 
 .PHONY: build test test-setup lint cross deb test-deploy demo fuzz
 

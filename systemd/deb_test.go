@@ -165,7 +165,7 @@ func TestDebPackages(t *testing.T) {
 			}
 			for name, want := range map[string]string{
 				"Package": "edge-agent", "Architecture": arch, "Section": "net",
-				"Priority": "optional", "Depends": "passwd",
+				"Priority": "optional", "Depends": "passwd, procps",
 			} {
 				if got := field(name); got != want {
 					t.Errorf("control %s: %q, want %q", name, got, want)
