@@ -282,6 +282,9 @@ func (s *Subscriber) onConnect(c paho.Client) {
 		return
 	}
 	defer s.bg.leave()
+	// Not subscribed on this connection until the broker says so, whatever
+	// a late handler of the previous connection stored.
+	s.subscribed.Store(false)
 	if s.everConnected.Swap(true) {
 		s.reconnects.Add(1)
 	}
