@@ -20,21 +20,21 @@
       updated: "Atualizado às {t}", stale: "Sem resposta do gateway desde {t}; tentando de novo…",
       conn_error: "Sem conexão com o gateway: {e}. Tentando de novo a cada 10 s.",
       auth_error: "Acesso negado: informe o token do gateway (EDGE_HTTP_TOKEN) como senha.",
-      broker_ok: "Conectado a {b} desde {t}", broker_fail: "Desconectado de {b}", broker_err: "Último erro: {e}",
-      msgs: "{r} mensagens recebidas, {x} rejeitadas", reconnects: "{n} reconexões",
+      broker_ok_short: "Conectado desde {t}", broker_fail: "Desconectado de {b}", broker_err: "Último erro: {e}",
+      msgs_short: "{r} mensagens", rejected_short: "{x} rejeitadas", reconnects: "{n} reconexões",
       api_down: "Fora do ar: {n} falhas seguidas", api_errors: "{n} falhas seguidas", api_last: "Última resposta há {a}",
       api_never: "Nenhuma resposta ainda", collisions: "{n} colisões de protocolo",
-      queue_empty: "Nenhum chamado na fila", queue_n: "{n} na fila; o mais antigo há {a}", failed_n: "{n} com falha permanente",
+      queue_empty: "Fila vazia", queue_n: "{n} na fila, o mais antigo há {a}", failed_n: "{n} recusados pela API",
       store_size: "{s} de {m}", store_size_nocap: "{s} (sem limite)", store_full: "CHEIO", store_ro: "somente leitura",
       store_corrupt: "arquivo corrompido movido em {t}",
-      clock_ok: "Confiável: regras de dia e noite ativas", clock_bad: "Não confiável: regras de dia e noite suspensas",
+      clock_ok: "Confiável", clock_bad: "Não confiável: regras de dia e noite suspensas",
       fleet: "{k} pontos conhecidos · {o} online · {f} com falha",
       none_faulty: "Nenhum ponto com falha.", since: "desde {t} (há {a})",
       online: "online", offline: "offline", faulty_badge: "falha", no_match: "Nenhum ponto encontrado.",
       showing: "Mostrando {n} de {t}. Use a busca para encontrar os outros.",
-      no_tickets: "Nenhum chamado.", attempts: "{n} tentativas", demanda: "demanda {n}",
+      no_tickets: "Nenhum chamado.", attempts: "{n} tentativas", attempt1: "1 tentativa", demanda: "demanda {n}",
       retry: "Reenviar", retried: "Chamado {p} de volta à fila.", retry_fail: "Não foi possível reenviar: {e}",
-      last_seen: "Última comunicação", never: "nunca (desde o início do agente)", registry: "Cadastro",
+      last_seen: "Última comunicação", never: "nunca (desde o início do agente)", never_short: "sem comunicação desde o início do agente", registry: "Cadastro",
       in_reg: "no cadastro", not_in_reg: "fora do cadastro", address: "Endereço", position: "Posição",
       faults_h: "Falhas ativas", no_faults: "Nenhuma falha ativa.", alarms_h: "Alarmes do controlador",
       meas_h: "Últimas medições", measured_at: "medidas em {t}", no_meas: "Nenhuma medição recebida.",
@@ -74,21 +74,21 @@
       updated: "Updated at {t}", stale: "No answer from the gateway since {t}; retrying…",
       conn_error: "Cannot reach the gateway: {e}. Retrying every 10 s.",
       auth_error: "Access denied: enter the gateway token (EDGE_HTTP_TOKEN) as the password.",
-      broker_ok: "Connected to {b} since {t}", broker_fail: "Disconnected from {b}", broker_err: "Last error: {e}",
-      msgs: "{r} messages received, {x} rejected", reconnects: "{n} reconnects",
+      broker_ok_short: "Connected since {t}", broker_fail: "Disconnected from {b}", broker_err: "Last error: {e}",
+      msgs_short: "{r} messages", rejected_short: "{x} rejected", reconnects: "{n} reconnects",
       api_down: "Down: {n} failures in a row", api_errors: "{n} failures in a row", api_last: "Last answer {a} ago",
       api_never: "No answer yet", collisions: "{n} protocol collisions",
-      queue_empty: "No ticket queued", queue_n: "{n} queued; oldest waiting {a}", failed_n: "{n} failed permanently",
+      queue_empty: "Queue empty", queue_n: "{n} queued, oldest waiting {a}", failed_n: "{n} refused by the API",
       store_size: "{s} of {m}", store_size_nocap: "{s} (no cap)", store_full: "FULL", store_ro: "read-only",
       store_corrupt: "corrupt file moved aside on {t}",
-      clock_ok: "Trusted: day and night rules active", clock_bad: "Not trusted: day and night rules suspended",
+      clock_ok: "Trusted", clock_bad: "Not trusted: day and night rules suspended",
       fleet: "{k} devices known · {o} online · {f} faulty",
       none_faulty: "No faulty device.", since: "since {t} ({a} ago)",
       online: "online", offline: "offline", faulty_badge: "fault", no_match: "No device found.",
       showing: "Showing {n} of {t}. Search to find the others.",
-      no_tickets: "No ticket.", attempts: "{n} attempts", demanda: "demanda {n}",
+      no_tickets: "No ticket.", attempts: "{n} attempts", attempt1: "1 attempt", demanda: "demanda {n}",
       retry: "Retry", retried: "Ticket {p} is back in the queue.", retry_fail: "Could not retry: {e}",
-      last_seen: "Last seen", never: "never (since the agent started)", registry: "Registry",
+      last_seen: "Last seen", never: "never (since the agent started)", never_short: "not heard from since the agent started", registry: "Registry",
       in_reg: "in the registry", not_in_reg: "not in the registry", address: "Address", position: "Position",
       faults_h: "Active faults", no_faults: "No active fault.", alarms_h: "Controller alarms",
       meas_h: "Latest measurements", measured_at: "measured at {t}", no_meas: "No measurement received.",
@@ -120,6 +120,12 @@
 
   var lang = "pt";
   try { if (localStorage.getItem(LANG_KEY) === "en") { lang = "en"; } } catch (e) { /* storage off */ }
+  // ?lang=en (or pt) in a link chooses the language, and it is remembered.
+  var asked = /[?&]lang=(en|pt)\b/.exec(location.search);
+  if (asked) {
+    lang = asked[1];
+    try { localStorage.setItem(LANG_KEY, lang); } catch (e) { /* storage off */ }
+  }
 
   var state = {
     status: null, faulty: null, all: null, tickets: null, device: null, deviceTickets: null,
@@ -310,10 +316,15 @@
     var m = s.mqtt, a = s.m2m, tk = s.tickets, st = s.store;
     var cards = clear($("cards"));
     var live = s.source !== "store";
-    cards.appendChild(card("broker", h.broker || "unknown", !live ? [t("p_daemon_not_running")] : [
-      m.connected ? t("broker_ok", { b: m.broker, t: fmtTime(m.connected_since, true) }) : t("broker_fail", { b: m.broker }),
-      !m.connected && m.last_error ? t("broker_err", { e: m.last_error }) : "",
-      t("msgs", { r: num(m.messages_received, 0), x: num(m.messages_rejected, 0) }) + (m.reconnects ? " · " + t("reconnects", { n: m.reconnects }) : "")
+    // An area in order says little (one short line); one with a problem
+    // says what is wrong and since when.
+    cards.appendChild(card("broker", h.broker || "unknown", !live ? [t("p_daemon_not_running")] : m.connected ? [
+      t("broker_ok_short", { t: fmtTime(m.connected_since, true) }) + " · " + t("msgs_short", { r: num(m.messages_received, 0) }) +
+        (m.messages_rejected ? ", " + t("rejected_short", { x: num(m.messages_rejected, 0) }) : "") +
+        (m.reconnects ? " · " + t("reconnects", { n: m.reconnects }) : "")
+    ] : [
+      t("broker_fail", { b: m.broker }),
+      m.last_error ? t("broker_err", { e: m.last_error }) : ""
     ]));
     cards.appendChild(card("api", h.api || "unknown", !live ? [] : [
       a.down ? t("api_down", { n: a.consecutive_failures }) : (a.consecutive_failures ? t("api_errors", { n: a.consecutive_failures }) : ""),
@@ -322,8 +333,8 @@
       a.protocol_collisions ? t("collisions", { n: a.protocol_collisions }) : ""
     ]));
     cards.appendChild(card("queue", h.queue || "unknown", [
-      tk.queued ? t("queue_n", { n: tk.queued, a: dur(tk.oldest_queued_age_s) }) : t("queue_empty"),
-      tk.failed ? t("failed_n", { n: tk.failed }) : ""
+      (tk.queued ? t("queue_n", { n: tk.queued, a: dur(tk.oldest_queued_age_s) }) : t("queue_empty")) +
+        (tk.failed ? " · " + t("failed_n", { n: tk.failed }) : "")
     ]));
     cards.appendChild(card("store", h.store || "unknown", [
       (st.max_bytes ? t("store_size", { s: bytes(st.size_bytes), m: bytes(st.max_bytes) }) : t("store_size_nocap", { s: bytes(st.size_bytes) })) +
@@ -378,7 +389,7 @@
     if (r.lamp_on !== undefined) { parts.push(t("m_lamp_on") + " " + (r.lamp_on ? t("on") : t("off"))); }
     if (r.power !== undefined) { parts.push(num(r.power) + " W"); }
     if (r.voltage !== undefined) { parts.push(num(r.voltage) + " V"); }
-    if (d.last_seen) { parts.push(t("last_seen").toLowerCase() + " " + fmtTime(d.last_seen, true)); }
+    if (d.last_seen) { parts.push(t("last_seen").toLowerCase() + " " + fmtTime(d.last_seen, true)); } else { parts.push(t("never_short")); }
     return parts.join(" · ");
   }
 
@@ -406,7 +417,7 @@
         el("span", { cls: "t1" }, el("span", { cls: "proto", text: "#" + tk.id_external_protocol }), el("span", { cls: "badge " + cls, text: stateLabel(tk.state) })),
         el("span", { cls: "meta" }, faultLabel({ name: tk.fault, label: tk.fault_label }) + " · ",
           el("a", { href: "#/d/" + encodeURIComponent(tk.nameplate_num), text: tk.nameplate_num })),
-        el("span", { cls: "meta", text: [fmtTime(tk.created_at, true), tk.id_demanda ? t("demanda", { n: tk.id_demanda }) : "", tk.attempts ? t("attempts", { n: tk.attempts }) : ""].filter(Boolean).join(" · ") }),
+        el("span", { cls: "meta", text: [fmtTime(tk.created_at, true), tk.id_demanda ? t("demanda", { n: tk.id_demanda }) : "", tk.attempts ? (tk.attempts === 1 ? t("attempt1") : t("attempts", { n: tk.attempts })) : ""].filter(Boolean).join(" · ") }),
         tk.last_error ? el("span", { cls: "err", text: tk.last_error }) : null);
       if (tk.state === "failed") {
         var b = el("button", { type: "button", cls: "retry", text: t("retry") });
@@ -433,7 +444,7 @@
     if (name !== state.deviceName) {
       state.deviceName = name; state.device = null; state.deviceTickets = null;
       renderDevice();
-      if (name) { refresh(); $("device-sec").scrollIntoView(); }
+      if (name) { refresh(); window.scrollTo(0, 0); }
     }
   }
 
@@ -474,7 +485,7 @@
       if (r[k] === undefined) { return; }
       any = true;
       mk.appendChild(el("dt", { text: t("m_" + k) }));
-      mk.appendChild(el("dd", { text: k === "lamp_on" ? (r[k] ? t("on") : t("off")) : num(r[k], k === "power_factor" ? 2 : 1) + units[k] }));
+      mk.appendChild(el("dd", { text: k === "lamp_on" ? (r[k] ? t("on") : t("off")) : num(r[k], k === "power_factor" || k === "current" ? 2 : 1) + units[k] }));
     });
     if (any) {
       body.appendChild(mk);
