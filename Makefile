@@ -20,6 +20,8 @@ LDFLAGS    := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.
 TEST_TOOLS := mosquitto:mosquitto mosquitto-clients:mosquitto_sub
 # Deployment tests (issue 7): unit scoring, ARM binaries and tests under qemu, .deb checks.
 TEST_TOOLS += systemd:systemd-analyze qemu-user-static:qemu-arm-static dpkg:dpkg-deb procps:pkill
+# Status page (issue 6): the browser test loads the page in headless chromium.
+TEST_TOOLS += chromium:chromium
 
 .PHONY: build test test-setup lint cross deb test-deploy demo fuzz
 
