@@ -212,6 +212,16 @@ func TestStatusPageInBrowser(t *testing.T) {
 		c, err := d.store.Counts()
 		return err == nil && c[agent.StateSent] == len(want)
 	})
+	for _, probe := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(base + probe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s of the running agent: %d", probe, resp.StatusCode)
+		}
+	}
 	for name, fault := range want {
 		v, _ := d.detector.Device(name)
 		if len(v.Faults) != 1 || v.Faults[0].Name != fault {

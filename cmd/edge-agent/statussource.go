@@ -145,8 +145,8 @@ func mqttSnapshot(m mqttStatus, broker string) httpapi.MQTTStatus {
 	return out
 }
 
-// displayURL drops a user and password from a URL, and keeps anything that
-// does not parse out entirely (it may hold a secret in a shape we do not know).
+// displayURL drops the user and password of a URL. A URL that does not
+// parse is not shown at all: it may hold a secret in a shape we cannot see.
 func displayURL(raw string) string {
 	if raw == "" {
 		return ""
