@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"reflect"
@@ -433,5 +434,28 @@ func TestReasons(t *testing.T) {
 	}
 	if Reason("nope").index() != -1 {
 		t.Error("an unknown reason has an index")
+	}
+}
+
+// TestDepthLimitMatchesEncodingJSON: the nesting limit is encoding/json's,
+// to the level (the fuzzer rarely builds 10 000 brackets).
+func TestDepthLimitMatchesEncodingJSON(t *testing.T) {
+	for _, n := range []int{maxDepth - 2, maxDepth - 1, maxDepth, maxDepth + 1} {
+		for _, open := range []string{"[", `{"a":`} {
+			close := "]"
+			if open != "[" {
+				close = "}"
+			}
+			payload := []byte(`{"x":` + strings.Repeat(open, n) + "1" + strings.Repeat(close, n) + "}")
+			var tel agent.Telemetry
+			err := DecodeTelemetry(payload, testNow, &tel)
+			valid := json.Valid(payload)
+			if (err == nil) != valid {
+				t.Errorf("depth %d of %q: decoder err = %v, json.Valid = %v", n+1, open, err, valid)
+			}
+			if valid != (n < maxDepth) {
+				t.Errorf("depth %d: json.Valid = %v; encoding/json's limit moved", n+1, valid)
+			}
+		}
 	}
 }
