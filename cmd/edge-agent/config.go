@@ -543,7 +543,10 @@ func (l *loader) loadSecret(f field, dst *Secret, src *varSource) {
 			return
 		}
 		p := filepath.Join(dir, f.cred)
-		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		// Missing, or an empty regular file, means "not set": systemd
+		// refuses to start a unit whose LoadCredential= file is missing,
+		// so the package installs every credential file, empty.
+		if st, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) || (err == nil && st.Mode().IsRegular() && st.Size() == 0) {
 			return
 		}
 		s, err := readSecretFile(p)
