@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,17 +70,28 @@ type statusParts struct {
 	RegistryPath string
 }
 
+// devicesTTL is how long one copy of every device is reused. A page refresh
+// asks for two device lists, and several phones may be open: on a large
+// fleet the copy (every device, with its history) is the expensive part, and
+// a second-old list is as good as a new one.
+const devicesTTL = time.Second
+
 // statusSource implements httpapi.Source over the running daemon's parts.
 type statusSource struct {
 	p   statusParts
 	reg atomic.Pointer[registryInfo]
+
+	devMu   sync.Mutex
+	devTTL  time.Duration
+	devAt   time.Time // monotonic: when devList was taken
+	devList []agent.DeviceView
 }
 
 func newStatusSource(p statusParts) *statusSource {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	s := &statusSource{p: p}
+	s := &statusSource{p: p, devTTL: devicesTTL}
 	s.reg.Store(&registryInfo{path: p.RegistryPath})
 	return s
 }
@@ -216,12 +228,18 @@ func storeErr(err error) error {
 	return err
 }
 
-// Devices implements httpapi.Source.
+// Devices implements httpapi.Source. The list is shared by the requests of
+// one devicesTTL: callers must not change it (the handlers only read).
 func (s *statusSource) Devices(context.Context) ([]agent.DeviceView, error) {
 	if s.p.Detector == nil {
 		return nil, fmt.Errorf("devices: %w: no detector", httpapi.ErrUnavailable)
 	}
-	return s.p.Detector.Devices(true), nil
+	s.devMu.Lock()
+	defer s.devMu.Unlock()
+	if s.devList == nil || time.Since(s.devAt) >= s.devTTL {
+		s.devList, s.devAt = s.p.Detector.Devices(true), time.Now()
+	}
+	return s.devList, nil
 }
 
 // Device implements httpapi.Source.

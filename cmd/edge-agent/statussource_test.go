@@ -179,3 +179,33 @@ func TestDisplayURL(t *testing.T) {
 		}
 	}
 }
+
+// One copy of the fleet serves the requests of a second; then a new one.
+func TestStatusSourceDevicesShared(t *testing.T) {
+	f := newCLIFixture(t)
+	src := newStatusSource(statusParts{Detector: f.det, Store: f.st})
+	ctx := context.Background()
+	a, err := src.Devices(ctx)
+	if err != nil || len(a) != 4 {
+		t.Fatalf("devices: %v %d", err, len(a))
+	}
+	obs := &agent.Telemetry{Nameplate: "LP-0099", At: testNight, Received: testNight,
+		Reading: agent.Reading{Fields: agent.FieldVoltage, Voltage: 220}}
+	if err := f.det.Observe(obs, func([]agent.Event) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := src.Devices(ctx); len(b) != 4 {
+		t.Errorf("within the TTL: %d devices, want the shared copy of 4", len(b))
+	}
+	src.devTTL = 0
+	if b, _ := src.Devices(ctx); len(b) != 5 {
+		t.Errorf("after the TTL: %d devices, want 5", len(b))
+	}
+	// One device is always read live.
+	if _, err := src.Device(ctx, "LP-0099"); err != nil {
+		t.Errorf("Device: %v", err)
+	}
+	if _, err := src.Device(ctx, "LP-7777"); !errors.Is(err, httpapi.ErrNotFound) {
+		t.Errorf("unknown device: %v", err)
+	}
+}
