@@ -49,6 +49,8 @@ const (
 	DefaultSocketMode        = fs.FileMode(0o660)
 	// socketDirMode is used when the socket's directory must be created.
 	socketDirMode = fs.FileMode(0o750)
+	// maxSocketPath is the longest Unix socket path (sun_path less its NUL).
+	maxSocketPath = 107
 )
 
 // Log attribute keys.
@@ -217,12 +219,16 @@ func checkStaleSocket(path string) error {
 // sets its mode, and renames it to path: no other user can connect to it in
 // between, whatever the umask.
 func listenUnixPrivate(ctx context.Context, path string, mode fs.FileMode) (net.Listener, fs.FileInfo, error) {
-	tmp, err := os.MkdirTemp(filepath.Dir(path), ".cs")
+	tmp, err := os.MkdirTemp(filepath.Dir(path), ".s")
 	if err != nil {
 		return nil, nil, fmt.Errorf("control socket: %w", err)
 	}
 	defer func() { _ = os.RemoveAll(tmp) }()
 	tmpSock := filepath.Join(tmp, "s")
+	if len(tmpSock) > maxSocketPath {
+		return nil, nil, fmt.Errorf("control socket %s: %w: its directory's path is too long to bind the socket in a private directory beside it (%d bytes, at most %d): use a shorter EDGE_CONTROL_SOCKET",
+			path, ErrInvalid, len(tmpSock), maxSocketPath)
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "unix", tmpSock)
 	if err != nil {

@@ -407,3 +407,16 @@ func TestServeUnixStaleAndLive(t *testing.T) {
 		t.Error("a regular file at the socket path was changed")
 	}
 }
+
+func TestServeUnixPathTooLong(t *testing.T) {
+	s, _ := newTestServer(t, &fakeSource{snap: healthySnapshot()}, Config{})
+	dir := filepath.Join(sockDir(t), strings.Repeat("d", 90))
+	err := s.ServeUnix(context.Background(), filepath.Join(dir, "c"))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "too long") {
+		t.Errorf("a socket path too long: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 0 {
+		t.Errorf("left behind: %v", entries)
+	}
+}
