@@ -145,9 +145,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fr := &fleetRun{fleet: fleet, pub: pub, out: out, prefix: cfg.Prefix, interval: cfg.Interval,
 			report: cfg.Report, status: cfg.Status, offline: cfg.StatusOffline, logFaults: cfg.LogFaults,
 			quiet: cfg.Quiet, now: time.Now}
-		if err := fr.run(runCtx); err != nil {
-			log.Error("fleet stopped", "err", err)
-		}
+		fr.run(runCtx)
 	}
 	pub.close(cfg.Drain)
 	elapsed := time.Since(began)

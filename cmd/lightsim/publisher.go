@@ -125,8 +125,9 @@ func (p *publisher) connect(ctx context.Context) error {
 // publish hands one message to paho, waiting for room in the window. It
 // returns ctx's error if ctx ends while waiting (the message is not sent).
 func (p *publisher) publish(ctx context.Context, topic string, payload []byte, retained bool, class msgClass) error {
-	// Reserve the slot first: paho must not get more messages than the
-	// window, or its message ids (65535) and memory would run out.
+	// The window holds the messages paho has and has not finished: with it
+	// full, the send below waits, so paho never holds more than Inflight+1
+	// (its message ids, 65535, and memory would otherwise run out).
 	select {
 	case <-ctx.Done():
 		return ctx.Err()

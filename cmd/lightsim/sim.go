@@ -44,14 +44,14 @@ type fleetRun struct {
 	buf []byte
 }
 
-// run publishes until ctx ends. It returns nil on ctx's end: that is how
-// the fleet mode stops (SIGINT, SIGTERM, --duration).
-func (r *fleetRun) run(ctx context.Context) error {
+// run publishes until ctx ends: that is how the fleet mode stops (SIGINT,
+// SIGTERM, --duration). Publishing failures are counted, not returned.
+func (r *fleetRun) run(ctx context.Context) {
 	start := r.now()
 	if r.status {
 		for _, d := range r.fleet.Devices {
 			if err := r.pub.publish(ctx, statusTopic(r.prefix, d.Nameplate), []byte("online"), true, classStatus); err != nil {
-				return nil
+				return // ctx ended
 			}
 		}
 	}
@@ -83,13 +83,13 @@ func (r *fleetRun) run(ctx context.Context) error {
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
-				return nil
+				return
 			case <-timer.C:
 			}
 			continue
 		}
 		if err := r.publishDevice(ctx, r.fleet.Devices[idx], now); err != nil {
-			return nil // ctx ended while the window was full
+			return // ctx ended while the window was full
 		}
 		idx++
 		if idx == n {
