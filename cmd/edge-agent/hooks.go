@@ -7,33 +7,26 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/edge-agent/edge-agent/agent"
+	"github.com/edge-agent/edge-agent/agent/httpapi"
 )
 
-// daemonMetrics carries the hooks the parts call as things happen (an API
-// answer, a fault raised or cleared). The metrics registry fills them in;
-// until then they do nothing.
-type daemonMetrics struct {
-	api   func(call string, outcome agent.Outcome, status int, d time.Duration)
-	event func(ev agent.Event)
+// daemonMetrics is the Prometheus registry the parts report into as things
+// happen (an API answer, a fault raised or cleared). It is made before the
+// parts, so their hooks are set once and never race.
+type daemonMetrics struct{ *httpapi.Metrics }
+
+func newDaemonMetrics() *daemonMetrics { return &daemonMetrics{httpapi.NewMetrics()} }
+
+func (m *daemonMetrics) observeAPI(call string, o agent.Outcome, status int, d time.Duration) {
+	m.ObserveAPI(call, o, status, d)
 }
 
-func newDaemonMetrics() *daemonMetrics { return &daemonMetrics{} }
+func (m *daemonMetrics) observeEvent(ev agent.Event) { m.ObserveEvent(ev) }
 
-func (m *daemonMetrics) observeAPI(call string, outcome agent.Outcome, status int, d time.Duration) {
-	if m.api != nil {
-		m.api(call, outcome, status, d)
-	}
-}
-
-func (m *daemonMetrics) observeEvent(ev agent.Event) {
-	if m.event != nil {
-		m.event(ev)
-	}
-}
-
-// startStatus starts the status page, JSON API and control socket. Not
-// built yet (issue 6): the daemon runs without them.
+// startStatus serves the status page, JSON API and metrics on
+// EDGE_HTTP_ADDR and the same API on the control socket, in g.
 func (d *agentDaemon) startStatus(ctx context.Context, g *errgroup.Group) error {
-	d.log.Warn("status page and control socket are not built yet")
+	d.status = d.serveStatus(ctx, g, d.metrics.Metrics)
+	d.status.SetRegistry(d.cfg.DevicesFile, d.registryErrors)
 	return nil
 }

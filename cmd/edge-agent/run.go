@@ -53,6 +53,11 @@ type agentDaemon struct {
 	pipeline *agent.Pipeline
 	sub      *mqtt.Subscriber
 	metrics  *daemonMetrics
+	status   *statusSource
+
+	// registryErrors are the bad rows of the last registry load, for the
+	// status page.
+	registryErrors []agent.RowError
 }
 
 // cmdRun runs the daemon until SIGTERM/SIGINT. A second signal forces the
@@ -135,10 +140,11 @@ func startDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (*agentDaem
 	d := &agentDaemon{cfg: cfg, log: log, started: time.Now()}
 	log.Info("starting", "version", version, "commit", commit, "built", buildDateOrUnknown(), "data_dir", cfg.DataDir)
 
-	reg, err := loadRegistry(cfg, log)
+	reg, rowErrs, err := loadRegistry(cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	d.registryErrors = rowErrs
 	d.metrics = newDaemonMetrics()
 
 	var rootCAs *x509.CertPool
@@ -301,22 +307,27 @@ func (d *agentDaemon) reloadRegistry() {
 		d.log.Info("SIGHUP: no EDGE_DEVICES_FILE to reload")
 		return
 	}
-	reg, err := loadRegistry(d.cfg, d.log)
+	reg, rowErrs, err := loadRegistry(d.cfg, d.log)
 	if err != nil {
 		d.log.Error("SIGHUP: registry reload failed; keeping the previous one", "err", err)
 		return
 	}
 	d.detector.SetRegistry(reg)
+	if d.status != nil {
+		d.status.SetRegistry(d.cfg.DevicesFile, rowErrs)
+	}
 	d.log.Info("SIGHUP: registry reloaded", "devices", registryLen(reg))
 }
 
-func loadRegistry(cfg *Config, log *slog.Logger) (*agent.Registry, error) {
+// loadRegistry reads EDGE_DEVICES_FILE (none: no registry), logging its bad
+// rows, which it also returns for the status page.
+func loadRegistry(cfg *Config, log *slog.Logger) (*agent.Registry, []agent.RowError, error) {
 	if cfg.DevicesFile == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	reg, rowErrs, err := agent.LoadRegistry(cfg.DevicesFile)
 	if err != nil {
-		return nil, fmt.Errorf("EDGE_DEVICES_FILE: %w", err)
+		return nil, nil, fmt.Errorf("EDGE_DEVICES_FILE: %w", err)
 	}
 	for i, re := range rowErrs {
 		if i == 50 {
@@ -325,7 +336,7 @@ func loadRegistry(cfg *Config, log *slog.Logger) (*agent.Registry, error) {
 		}
 		log.Warn("device registry: "+re.Error(), "file", cfg.DevicesFile)
 	}
-	return reg, nil
+	return reg, rowErrs, nil
 }
 
 func registryLen(r *agent.Registry) int {

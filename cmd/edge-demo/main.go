@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/httpapi"
 	"github.com/edge-agent/edge-agent/cmd/internal/rig"
 	"github.com/edge-agent/edge-agent/m2m/m2mtest"
 	"github.com/edge-agent/edge-agent/mqtt/mqtttest"
@@ -61,8 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	d := &demo{dir: dir, bins: bins, out: stdout, errw: stderr, devices: *devices}
 	code := d.run(*duration)
-	if os.Getenv("DEMO_KEEP") == "1" {
-		fmt.Fprintf(stdout, "\nEverything the demo wrote is kept in %s\n", dir)
+	if os.Getenv("DEMO_KEEP") == "1" || code != 0 {
+		fmt.Fprintf(stdout, "\nEverything the demo wrote (logs, store, broker) is kept in %s\n", dir)
 	} else if err := os.RemoveAll(dir); err != nil {
 		fmt.Fprintf(stderr, "edge-demo: removing %s: %v\n", dir, err)
 	}
@@ -94,7 +95,6 @@ type demo struct {
 func (d *demo) fail(format string, args ...any) int {
 	fmt.Fprintf(d.errw, "edge-demo: "+format+"\n", args...)
 	d.stopAll()
-	fmt.Fprintf(d.errw, "edge-demo: logs are in %s (set DEMO_KEEP=1 to keep them)\n", d.dir)
 	return 1
 }
 
@@ -216,57 +216,39 @@ func (d *demo) summary() string {
 	if err != nil {
 		return fmt.Sprintf("%s  status unavailable: %v", time.Now().Format("15:04:05"), err)
 	}
-	line := fmt.Sprintf("%s  devices %d (online %d, faulty %d) · tickets pending %d, sent %d, cancel_pending %d, cancelled %d, suppressed %d, failed %d · mqtt msgs %d, rejected %d",
+	line := fmt.Sprintf("%s  devices %d: %d online, %d faulty │ tickets: %d pending, %d sent, %d cancelled, %d suppressed, %d failed │ msgs %d (%d rejected)",
 		time.Now().Format("15:04:05"),
 		int(rig.Num(st, "devices.known")), int(rig.Num(st, "devices.online")), int(rig.Num(st, "devices.faulty")),
-		int(rig.Num(st, "tickets.pending")), int(rig.Num(st, "tickets.sent")), int(rig.Num(st, "tickets.cancel_pending")),
+		int(rig.Num(st, "tickets.pending"))+int(rig.Num(st, "tickets.cancel_pending")), int(rig.Num(st, "tickets.sent")),
 		int(rig.Num(st, "tickets.cancelled")), int(rig.Num(st, "tickets.suppressed")), int(rig.Num(st, "tickets.failed")),
 		int(rig.Num(st, "mqtt.messages_received")), int(rig.Num(st, "mqtt.messages_rejected")))
 	if rec, err := d.sim.Record(); err == nil {
-		line += fmt.Sprintf(" · cloud got %d tickets, %d cancels", rec.Counts.Created, rec.Counts.Cancelled)
+		line += fmt.Sprintf(" │ cloud: %d created, %d cancelled", rec.Counts.Created, rec.Counts.Cancelled)
 	}
 	return line
 }
 
-// agentTicket is what the demo reads of the agent's /api/tickets.
-type agentTicket struct {
-	Protocol  int64  `json:"id_external_protocol"`
-	Nameplate string `json:"nameplate"`
-	Fault     string `json:"fault"`
-	State     string `json:"state"`
-}
-
 // agentTickets asks the agent which fault each protocol number stands for.
-func (d *demo) agentTickets() map[int64]agentTicket {
-	out := map[int64]agentTicket{}
+func (d *demo) agentTickets() map[int64]httpapi.Ticket {
+	out := map[int64]httpapi.Ticket{}
 	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://" + d.httpAddr + "/api/tickets?limit=100000")
+	resp, err := c.Get(fmt.Sprintf("http://%s/api/tickets?limit=%d", d.httpAddr, httpapi.MaxTicketLimit))
 	if err != nil {
 		return out
 	}
 	defer resp.Body.Close()
-	var body json.RawMessage
-	if json.NewDecoder(resp.Body).Decode(&body) != nil {
+	var list httpapi.TicketList
+	if json.NewDecoder(resp.Body).Decode(&list) != nil {
 		return out
 	}
-	var list []agentTicket
-	if json.Unmarshal(body, &list) != nil {
-		var wrapped struct {
-			Tickets []agentTicket `json:"tickets"`
-		}
-		if json.Unmarshal(body, &wrapped) != nil {
-			return out
-		}
-		list = wrapped.Tickets
-	}
-	for _, t := range list {
+	for _, t := range list.Tickets {
 		out[t.Protocol] = t
 	}
 	return out
 }
 
 // printReceived prints the tickets as the simulated cloud received them.
-func (d *demo) printReceived(agentView map[int64]agentTicket) {
+func (d *demo) printReceived(agentView map[int64]httpapi.Ticket) {
 	rec, err := d.sim.Record()
 	if err != nil {
 		fmt.Fprintf(d.errw, "edge-demo: reading the simulator's record: %v\n", err)

@@ -33,8 +33,12 @@ import (
 // Binaries are the three programs, built.
 type Binaries struct{ Agent, Sim, Lightsim string }
 
-// InDir names the binaries in dir (as `make build` leaves them in ./bin).
+// InDir names the binaries in dir (as `make build` leaves them in ./bin),
+// as absolute paths: the processes run in the rig's own directory.
 func InDir(dir string) Binaries {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
 	return Binaries{
 		Agent:    filepath.Join(dir, "edge-agent"),
 		Sim:      filepath.Join(dir, "m2m-sim"),
