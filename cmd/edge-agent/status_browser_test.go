@@ -251,7 +251,14 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if t.Failed() {
 		t.Logf("DOM:\n%s", dom)
 	}
-	shots := filepath.Join("testdata", "screenshots")
+	// Screenshots for people to look at after a run go to bin/screenshots
+	// (ignored by git), so a test run leaves the tree clean; with
+	// UPDATE_SCREENSHOTS=1 they replace the committed ones in
+	// testdata/screenshots.
+	shots := filepath.Join("..", "..", "bin", "screenshots")
+	if os.Getenv("UPDATE_SCREENSHOTS") == "1" {
+		shots = filepath.Join("testdata", "screenshots")
+	}
 	if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
