@@ -16,10 +16,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/edge-agent/edge-agent/agent"
-	"github.com/edge-agent/edge-agent/agent/httpapi"
 	"github.com/edge-agent/edge-agent/m2m/m2mtest"
 	"github.com/edge-agent/edge-agent/mqtt/mqtttest"
 )
@@ -118,11 +116,12 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := shortDir(t)
+	httpAddr := freeLoopbackAddr(t)
 	cfg, warnings, err := loadConfig([]string{
 		"EDGE_GATEWAY_ID=gw-uberaba-centro",
 		"EDGE_DATA_DIR=" + filepath.Join(dir, "data"),
 		"EDGE_CONTROL_SOCKET=" + filepath.Join(sock, "daemon.sock"),
-		"EDGE_HTTP_ADDR=", // served below, on a free port
+		"EDGE_HTTP_ADDR=" + httpAddr,
 		"EDGE_MQTT_BROKER=" + broker.URL,
 		"EDGE_M2M_BASE_URL=" + api.URL(),
 		"EDGE_M2M_INSTANCE_ID=69",
@@ -151,21 +150,11 @@ func TestStatusPageInBrowser(t *testing.T) {
 	runDone := make(chan error, 1)
 	go func() { runDone <- d.run(ctx) }()
 
-	// The status server, on its own port and socket, as serveStatus starts it.
-	httpAddr := freeLoopbackAddr(t)
-	sc := *d.cfg
-	sc.HTTPAddr, sc.ControlSocket = httpAddr, filepath.Join(sock, "status.sock")
-	sd := *d
-	sd.cfg = &sc
-	var g errgroup.Group
-	src := sd.serveStatus(ctx, &g, httpapi.NewMetrics())
-	src.SetRegistry(registry, nil)
 	t.Cleanup(func() {
 		cancel()
 		if err := <-runDone; err != nil {
 			t.Errorf("run: %v", err)
 		}
-		_ = g.Wait()
 	})
 	base := "http://" + httpAddr
 	waitUntil(t, 15*time.Second, "broker connection and status server", func() bool {
@@ -294,7 +283,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	runChromium(t, browser, profile, "--dump-dom", base+"/?lang=pt")
 
 	// The CLI over the daemon's control socket sees the same.
-	env := []string{"EDGE_CONTROL_SOCKET=" + sc.ControlSocket, "EDGE_DATA_DIR=" + cfg.DataDir}
+	env := []string{"EDGE_CONTROL_SOCKET=" + cfg.ControlSocket, "EDGE_DATA_DIR=" + cfg.DataDir}
 	r := runCLI(cliStatus, env)
 	want2 := []string{"edge-agent gw-uberaba-centro", "Overall: OK", "Faulty devices (4):", "Lamp out at night", "Power factor too low"}
 	for _, s := range want2 {
