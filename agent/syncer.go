@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -233,10 +234,11 @@ func (s *Syncer) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan<- r
 	now := s.now()
 	s.mu.Lock()
 	down, gateAt := s.health.Down, s.gateAt
-	free := s.cfg.Concurrency - len(s.inFlight)
+	busy := len(s.inFlight)
+	free := s.cfg.Concurrency - busy
 	if down {
 		// Outage: one probe at a time, not before the gate opens.
-		free = min(free, 1-len(s.inFlight))
+		free = min(free, 1-busy)
 		if now.Before(gateAt) {
 			s.mu.Unlock()
 			return gateAt, nil
@@ -247,17 +249,15 @@ func (s *Syncer) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan<- r
 		return time.Time{}, nil // a finishing request wakes the loop
 	}
 
-	var batch []Ticket
-	// Tickets that failed during an outage that is now over go first, in
-	// order: they are the oldest of the queue.
-	if !down {
-		var err error
-		batch, err = s.takeVictims(free)
-		if err != nil {
-			return time.Time{}, err
-		}
+	// Candidates: the tickets that failed during the current or last outage
+	// (due at once, whatever their own backoff: the outage gate spaced
+	// them), and the due tickets. All in protocol (raise) order, so the
+	// queue drains in order; in an outage the probe is the oldest of them.
+	batch, err := s.victimTickets(free)
+	if err != nil {
+		return time.Time{}, err
 	}
-	due, next, err := s.store.DueTickets(now, free+len(s.inFlight)+len(batch))
+	due, next, err := s.store.DueTickets(now, free+busy+len(batch))
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -268,10 +268,14 @@ func (s *Syncer) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan<- r
 		}
 		batch = append(batch, t)
 	}
+	slices.SortFunc(batch, func(a, b Ticket) int { return cmp.Compare(a.Protocol, b.Protocol) })
 	if len(batch) > free {
 		// More due than slots: look again as soon as one frees.
 		next = time.Time{}
 		batch = batch[:free]
+	}
+	for _, t := range batch {
+		delete(s.victims, t.Protocol)
 	}
 	s.queued = len(batch) > 0
 	for _, t := range batch {
@@ -297,14 +301,11 @@ func (s *Syncer) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan<- r
 	return next, nil
 }
 
-// takeVictims returns (and forgets) up to n tickets that failed during the
-// last outage, still queued, in protocol order.
-func (s *Syncer) takeVictims(n int) ([]Ticket, error) {
+// victimTickets returns up to n tickets that failed during an outage and
+// are still queued and not in flight, in protocol order. Victims no longer
+// queued are forgotten.
+func (s *Syncer) victimTickets(n int) ([]Ticket, error) {
 	s.mu.Lock()
-	if len(s.victims) == 0 {
-		s.mu.Unlock()
-		return nil, nil
-	}
 	ps := make([]int64, 0, len(s.victims))
 	for p := range s.victims {
 		if _, busy := s.inFlight[p]; !busy {
@@ -319,16 +320,14 @@ func (s *Syncer) takeVictims(n int) ([]Ticket, error) {
 			break
 		}
 		t, err := s.store.Ticket(p)
-		s.mu.Lock()
-		delete(s.victims, p)
-		s.mu.Unlock()
-		if err != nil {
-			// Pruned or otherwise gone: nothing to retry.
+		if err != nil || !t.State.Queued() {
+			// Pruned, or done meanwhile: nothing to retry.
+			s.mu.Lock()
+			delete(s.victims, p)
+			s.mu.Unlock()
 			continue
 		}
-		if t.State.Queued() {
-			out = append(out, t)
-		}
+		out = append(out, t)
 	}
 	return out, nil
 }

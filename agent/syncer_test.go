@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -228,8 +229,14 @@ func TestSyncerResumesAfterCrashMidRequest(t *testing.T) {
 // one request at a time in exact raise order. (With more, requests in flight
 // together race each other to the API, so only dispatch is ordered.)
 func TestSyncerOutageDrainsInOrder(t *testing.T) {
-	for _, conc := range []int{1, 4} {
-		t.Run(fmt.Sprintf("concurrency=%d", conc), func(t *testing.T) {
+	type run struct{ conc, seed int }
+	var runs []run
+	for seed := range 6 {
+		runs = append(runs, run{1, seed}, run{4, seed})
+	}
+	for _, r := range runs {
+		conc := r.conc
+		t.Run(fmt.Sprintf("concurrency=%d/seed=%d", conc, r.seed), func(t *testing.T) {
 			st := newMemStore()
 			var down atomic.Bool
 			down.Store(true)
@@ -247,8 +254,18 @@ func TestSyncerOutageDrainsInOrder(t *testing.T) {
 				mu.Unlock()
 				return CreateResult{IDDemanda: p}, nil
 			}}
-			s := NewSyncer(SyncerConfig{Concurrency: conc, Backoff: func(a int) time.Duration { return time.Duration(a) * 5 * time.Millisecond }}, st, api)
-			const n = 40
+			// Jittered like production (full jitter): a ticket's own backoff
+			// and the outage gate draw different delays, so the oldest
+			// ticket is not always due when the gate opens.
+			var rmu sync.Mutex
+			rnd := rand.New(rand.NewPCG(uint64(r.seed), 7))
+			backoff := func(int) time.Duration {
+				rmu.Lock()
+				defer rmu.Unlock()
+				return time.Millisecond + time.Duration(rnd.Int64N(int64(20*time.Millisecond)))
+			}
+			s := NewSyncer(SyncerConfig{Concurrency: conc, Backoff: backoff}, st, api)
+			const n = 20
 			for i := range n {
 				raise(t, st, fmt.Sprintf("IP%02d", i), FaultLampFailure)
 			}
