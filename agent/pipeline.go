@@ -49,6 +49,10 @@ type Pipeline struct {
 
 	sweepBeat atomic.Int64 // unix nanos of the sweeper's last turn
 	attrBeat  atomic.Int64
+	// deferred counts fault changes not made because the store was full;
+	// fullLogged rate-limits the log line that says so.
+	deferred   atomic.Int64
+	fullLogged atomic.Int64
 	// Attribute changes collected from the detector but not yet persisted
 	// (the store failed): kept for the next round, latest wins.
 	unsaved map[string]DeviceAttributes
@@ -78,12 +82,28 @@ func NewPipeline(cfg PipelineConfig, det *Detector, tickets TicketStore, attrs A
 // message only then. It returns an error only when ctx ends first: the
 // message is then not acknowledged, and the broker delivers it again.
 func (p *Pipeline) HandleTelemetry(ctx context.Context, t *Telemetry) error {
-	return p.det.Observe(t, func(evs []Event) error { return p.persist(ctx, evs) })
+	return deferredIsDone(p.det.Observe(t, func(evs []Event) error { return p.persist(ctx, evs) }))
 }
 
 // HandleStatus applies one online/offline report, like HandleTelemetry.
 func (p *Pipeline) HandleStatus(ctx context.Context, s StatusReport) error {
-	return p.det.ObserveStatus(s, func(evs []Event) error { return p.persist(ctx, evs) })
+	return deferredIsDone(p.det.ObserveStatus(s, func(evs []Event) error { return p.persist(ctx, evs) }))
+}
+
+// errDeferred: the store is full, so the change was not made and the
+// detector rolled the device back; the next reading that shows the same
+// thing makes the change again.
+var errDeferred = errors.New("store full: fault change deferred to the next reading")
+
+// deferredIsDone lets a message whose change was deferred be acknowledged.
+// Holding it unacknowledged would hold one of the broker's in-flight slots
+// until space frees — and space frees only when clears are processed, which
+// need those slots: intake would stall for good.
+func deferredIsDone(err error) error {
+	if errors.Is(err, errDeferred) {
+		return nil
+	}
+	return err
 }
 
 // persist makes the events' ticket changes durable. Store failures are
@@ -103,6 +123,18 @@ func (p *Pipeline) persist(ctx context.Context, evs []Event) error {
 		}
 		if ctx.Err() != nil {
 			return errors.Join(ctx.Err(), err)
+		}
+		if errors.Is(err, ErrStoreFull) {
+			// Past EDGE_STORE_MAX_MB with nothing finished left to prune:
+			// every queued ticket is kept; this change waits for space.
+			// A persisting fault is seen again at its next report.
+			p.deferred.Add(1)
+			if now := p.now(); now.Sub(unixNanos(p.fullLogged.Load())) > time.Minute {
+				p.fullLogged.Store(now.UnixNano())
+				p.log.Error("the store is full (EDGE_STORE_MAX_MB): new fault changes are deferred until space frees; queued tickets are kept",
+					"nameplate", evs[0].Nameplate, "fault", evs[0].Fault, "deferred_so_far", p.deferred.Load(), "err", err)
+			}
+			return errDeferred
 		}
 		if attempt == 1 || attempt%20 == 0 {
 			p.log.Error("persisting a fault change failed; the message stays unacknowledged and is retried",
@@ -189,7 +221,8 @@ func (p *Pipeline) RunSweeper(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		p.sweepBeat.Store(p.now().UnixNano())
-		if err := p.det.Sweep(p.now(), func(evs []Event) error { return p.persist(ctx, evs) }); err != nil && ctx.Err() == nil {
+		err := p.det.Sweep(p.now(), func(evs []Event) error { return p.persist(ctx, evs) })
+		if err != nil && ctx.Err() == nil && !errors.Is(err, errDeferred) {
 			p.log.Error("sweep for silent devices failed", "err", err)
 		}
 		select {
@@ -311,6 +344,10 @@ func (p *Pipeline) attributeFailure(recs []AttributeRecord, err error) (synced [
 	}
 	return synced, false
 }
+
+// Deferred returns how many fault changes were deferred because the store
+// was full.
+func (p *Pipeline) Deferred() int64 { return p.deferred.Load() }
 
 // Beats returns when the sweeper and the attribute loop last turned (zero
 // for a loop that is not running), for the watchdog.

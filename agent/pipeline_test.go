@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -267,4 +268,25 @@ func TestPipelineAttributeFailures(t *testing.T) {
 	r.attrs.sendErr = &fakeAPIError{outcome: OutcomePermanent, status: 422}
 	r.p.flushAttributes(ctx)
 	require.Empty(t, r.attrs.dirty, "a permanent refusal is not retried every round")
+}
+
+// A full store defers a raise without holding the message: it is
+// acknowledged, the detector forgets it, and the next reading that shows
+// the fault raises it once there is room — with the original Since.
+func TestPipelineFullStoreDefersWithoutStallingIntake(t *testing.T) {
+	ctx := context.Background()
+	r := newPipelineRig(t, true)
+	require.NoError(t, r.send(ctx, 0, 260))
+	require.NoError(t, r.send(ctx, 1, 260))
+	r.store.fail = func(string) error { return fmt.Errorf("write: %w", ErrStoreFull) }
+	require.NoError(t, r.send(ctx, 2, 260), "acknowledged: intake must not stall on a full store")
+	require.Empty(t, r.store.tickets)
+	require.EqualValues(t, 1, r.p.Deferred())
+
+	r.store.fail = nil
+	require.NoError(t, r.send(ctx, 3, 260))
+	require.Len(t, r.store.tickets, 1)
+	tk := r.store.get(1)
+	require.Equal(t, FaultSupplyVoltageTooHigh, tk.Fault)
+	require.Equal(t, r.t0, tk.Since, "the fault was seen since the first reading")
 }

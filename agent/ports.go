@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -33,6 +34,10 @@ type ChangeResult struct {
 	Ticket  Ticket
 	Changed bool
 }
+
+// ErrStoreFull is wrapped by the store's errors when a write does not fit
+// under its size cap and nothing finished is left to prune.
+var ErrStoreFull = errors.New("store is full")
 
 // TicketStore is the durable memory of tickets.
 type TicketStore interface {

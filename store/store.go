@@ -28,7 +28,8 @@ var (
 	ErrLocked = errors.New("store is locked")
 	// ErrFull: the size cap is reached and nothing finished is left to prune.
 	// Queued tickets are kept; the write that got this error changed nothing.
-	ErrFull = errors.New("store is full")
+	// It is the agent's ErrStoreFull, so the pipeline can tell it apart.
+	ErrFull = agent.ErrStoreFull
 	// ErrReadOnly: a write on a store opened read-only.
 	ErrReadOnly = errors.New("store is read-only")
 	// ErrClosed: the store was closed before the request was accepted.

@@ -306,3 +306,59 @@ func TestE2EOutageDrainsInOrder(t *testing.T) {
 		require.Equal(t, agent.StateSent, tk.State)
 	}
 }
+
+// A store at its size cap keeps every pending ticket, says so, and keeps
+// consuming: intake does not stall. Once the API is back, every kept
+// ticket is delivered.
+func TestE2EStoreAtCapKeepsPendingTickets(t *testing.T) {
+	s := newSystem(t, map[string]string{"EDGE_STORE_MAX_MB": "1", "EDGE_COMM_LOSS_AFTER": "1h", "EDGE_LOG_LEVEL": "info", "EDGE_M2M_RATE": "500"}, "--down")
+	s.startAgent()
+	pub := newPublisher(t, s.broker.URL)
+	const devices = 1500
+	published := 0
+	full := func() bool {
+		st, err := rig.Status(s.httpAddr)
+		return err == nil && rig.Num(st, "store.full") == 1
+	}
+	for i := 0; i < devices && !full(); i += 50 {
+		for d := i; d < i+50; d++ {
+			for range 3 {
+				pub.send(fmt.Sprintf("LP%05d", d), map[string]any{"voltage": 180.0})
+				published++
+			}
+		}
+	}
+	waitFor(t, "the store to report itself full", 30*time.Second, full)
+
+	// Intake goes on: every message is consumed and acknowledged.
+	for d := range 50 {
+		pub.send(fmt.Sprintf("LP%05d", d), map[string]any{"voltage": 180.0})
+		published++
+	}
+	waitFor(t, "every message consumed", 30*time.Second, func() bool {
+		st, err := rig.Status(s.httpAddr)
+		return err == nil && int(rig.Num(st, "mqtt.messages_received")) >= published
+	})
+	s.waitLog("the store is full", 1, 10*time.Second)
+	s.stopAgent()
+
+	ts := s.tickets()
+	kept := len(ts)
+	require.Positive(t, kept)
+	require.Less(t, kept, devices, "the cap was reached before every fault had its ticket")
+	for _, tk := range ts {
+		require.Equal(t, agent.StatePending, tk.State, "ticket %d", tk.Protocol)
+		require.NotEmpty(t, tk.CreateBody, "ticket %d", tk.Protocol)
+	}
+	t.Logf("a 1 MiB store kept %d pending tickets", kept)
+
+	// The API comes back: every kept ticket goes out, once.
+	require.NoError(t, s.sim.SetFaults(m2mtest.Faults{}))
+	s.startAgent()
+	waitFor(t, "every kept ticket delivered", 60*time.Second, func() bool { return int(s.record().Counts.Created) == kept })
+	s.stopAgent()
+	require.Zero(t, s.record().Counts.Conflicts)
+	for _, tk := range s.tickets() {
+		require.Equal(t, agent.StateSent, tk.State)
+	}
+}
