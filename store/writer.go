@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -114,7 +115,12 @@ func answer(reqs []*request, err error) {
 	}
 }
 
-func isMaxSize(err error) bool { return errors.Is(err, berrors.ErrMaxSizeReached) }
+// isMaxSize reports whether a write failed for lack of room: the cap
+// (bbolt's MaxSize), or a disk that filled before the cap (ENOSPC). Both are
+// handled alike: prune finished tickets, then report the store full.
+func isMaxSize(err error) bool {
+	return errors.Is(err, berrors.ErrMaxSizeReached) || errors.Is(err, syscall.ENOSPC)
+}
 
 func (s *Store) commitBatch(batch []*request) {
 	live := make([]*request, 0, len(batch))
