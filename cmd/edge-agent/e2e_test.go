@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -361,4 +362,25 @@ func TestE2EStoreAtCapKeepsPendingTickets(t *testing.T) {
 	for _, tk := range s.tickets() {
 		require.Equal(t, agent.StateSent, tk.State)
 	}
+}
+
+// SIGTERM stops the agent cleanly (exit 0); a second signal during the stop
+// exits at once (exit 1).
+func TestE2ESignals(t *testing.T) {
+	s := newSystem(t, nil, "--latency", "3s") // requests in flight at the stop
+	s.startAgent()
+	pub := newPublisher(t, s.broker.URL)
+	pub.voltage("IP01", 262, 3)
+	s.waitLog("fault raised", 1, 10*time.Second)
+	s.waitLog("m2m request", 1, 10*time.Second) // a create in flight (the simulator answers after 3 s)
+	require.NoError(t, s.agent.Signal(syscall.SIGTERM))
+	time.Sleep(200 * time.Millisecond)
+	require.NoError(t, s.agent.Signal(syscall.SIGINT))
+	select {
+	case <-s.agent.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a second signal did not end the agent at once")
+	}
+	require.Equal(t, 1, s.agent.ExitCode())
+	s.waitLog("second signal", 1, time.Second)
 }
