@@ -1,5 +1,3 @@
-// Command edge-agent is the streetlight gateway agent: the daemon (run, the
-// default) and the operator's CLI. See the README and CONTRACT §1.
 package main
 
 import (
