@@ -22,6 +22,7 @@ var faultOfKind = map[string]string{
 	"swell":              agent.FaultSupplyVoltageTooHigh,
 	"sag":                agent.FaultSupplyVoltageTooLow,
 	"lowpf":              agent.FaultPowerFactorTooLow,
+	"overpower":          agent.FaultLampPowerTooHigh,
 	"silence":            agent.FaultCommunicationFailure,
 	"alarm:relayFailure": "relayFailure",
 }
@@ -54,7 +55,7 @@ func TestE2EChaos(t *testing.T) {
 	s.startAgent()
 	sim, err := rig.Start(s.dir, "lightsim", s.bins.Lightsim, append(fleet,
 		"--registry", registry, "--status-offline", "--log-faults", "--report", "0", "--fault-cycle", "7s",
-		"--fault", "dark=20", "--fault", "swell=20", "--fault", "sag=10", "--fault", "lowpf=10",
+		"--fault", "dark=20", "--fault", "swell=20", "--fault", "sag=10", "--fault", "lowpf=10", "--fault", "overpower=10",
 		"--fault", "silence=5", "--fault", "alarm:relayFailure=10", "--fault", "garbage=5"), nil, true)
 	require.NoError(t, err)
 	t.Cleanup(func() { sim.Kill() })
