@@ -23,7 +23,7 @@ TEST_TOOLS += systemd:systemd-analyze qemu-user-static:qemu-arm-static dpkg:dpkg
 # Status page (issue 6): the browser test loads the page in headless chromium.
 TEST_TOOLS += chromium:chromium
 
-.PHONY: build test test-setup lint cross deb test-deploy demo fuzz
+.PHONY: build test test-setup lint cross deb test-deploy demo fuzz bench bench-quick
 
 ## build: the three binaries into ./bin (static, trimmed, stamped)
 build:
@@ -46,6 +46,21 @@ test-setup:
 demo: build
 	@scripts/ensure-tools mosquitto:mosquitto
 	$(BIN)/edge-demo --bin $(BIN)
+
+# Benchmarks (issue 8): the driver cmd/internal/benchrun runs the Go benchmarks
+# and the real binaries (mosquitto, lightsim, mosquitto_sub, m2m-sim, the agent;
+# the hot path also for arm64 under qemu). Not part of make test.
+BENCH_TOOLS := mosquitto:mosquitto mosquitto-clients:mosquitto_sub qemu-user-static:qemu-aarch64-static
+
+## bench: every figure of BENCHMARKS.md (about 8 minutes); rewrites its generated section
+bench: build
+	@scripts/ensure-tools $(BENCH_TOOLS)
+	GO=$(GO) $(GO) run ./cmd/internal/benchrun --bin $(BIN) --out BENCHMARKS.md
+
+## bench-quick: the same driver with small sizes, one run each (about a minute); prints, writes nothing
+bench-quick: build
+	@scripts/ensure-tools $(BENCH_TOOLS)
+	GO=$(GO) $(GO) run ./cmd/internal/benchrun --bin $(BIN) --quick
 
 # Fuzz targets, package:Target. Their seed corpora run in every `go test`;
 # make test fuzzes each for 5 s, make fuzz for FUZZTIME.
