@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -120,7 +121,10 @@ func (e *env) memoryOnce(dir, registry string, n int, memLimit string) (memRun, 
 	total := int64(n * p.MemRounds)
 	args := []string{"--load", "--broker", br.URL, "--registry", registry, "--count", strconv.FormatInt(total, 10),
 		"--rate", strconv.Itoa(p.MemRate), "--quiet"}
-	cmd := command{Name: "lightsim", Args: args}.String()
+	// Shown with the registry's base name: the work folder is temporary.
+	shown := slices.Clone(args)
+	shown[slices.Index(shown, registry)] = filepath.Base(registry)
+	cmd := command{Name: "lightsim", Args: shown}.String()
 	if _, err := e.runLightsim(dir, "lightsim", args); err != nil {
 		return memRun{}, cmd, err
 	}

@@ -71,8 +71,10 @@ func (r *report) verdictAtMost(v, limit float64) string {
 		return "(quick run: not judged)"
 	case v <= limit:
 		return "**met**"
+	case v < 2*limit:
+		return fmt.Sprintf("**missed** (%.1f %% over)", (v/limit-1)*100)
 	default:
-		return fmt.Sprintf("**missed** (%.2f × the limit)", v/limit)
+		return fmt.Sprintf("**missed** (%.1f × the limit)", v/limit)
 	}
 }
 
@@ -283,7 +285,7 @@ func (r *report) details(b *strings.Builder) {
 			"  `%s` (its session made beforehand with -E); the publisher `%s` (each run its own client id).\n"+
 			"  Live: both connected and subscribed before lightsim starts. Backlog: the agent stopped (SIGTERM) and mosquitto_sub gone, lightsim publishes the\n"+
 			"  same stream into their sessions, then both are started together. Rates from each consumer's own count (agent: `mqtt.messages_received`\n"+
-			"  of /api/status; mosquitto_sub: its output lines), sampled every %v, from the first sample above zero to the first at the total.\n"+
+			"  of /api/status; mosquitto_sub: its output lines), sampled every %v, from the first sample above zero to the last below the total.\n"+
 			"  CPU per message from /proc/<pid>/stat (backlog: the agent's includes its start).\n",
 			g.AgentEnv, g.SubCmd, g.LightsimCmd, sampleInterval)
 		for i, x := range g.Runs {
@@ -347,12 +349,16 @@ func (r *report) details(b *strings.Builder) {
 		w("- **size**: `%s` → %s, %s bytes, stripped (no .symtab): %v.\n", s.Command, s.File, thousands(s.Bytes), s.Stripped)
 	}
 	w("\nSections (time taken; 1-minute load average before → after):")
-	for _, s := range r.Sections {
+	for i, s := range r.Sections {
 		status := ""
 		if s.Err != nil {
 			status = " FAILED: " + firstLineOf(s.Err.Error())
 		}
-		w(" %s %s (%.1f → %.1f)%s;", s.Name, s.Took.Round(time.Second), s.LoadBefore, s.LoadAfter, status)
+		sep := ";"
+		if i == len(r.Sections)-1 {
+			sep = "."
+		}
+		w(" %s %s (%.1f → %.1f)%s%s", s.Name, s.Took.Round(time.Second), s.LoadBefore, s.LoadAfter, status, sep)
 	}
 	w("\n")
 }
