@@ -53,7 +53,9 @@ type TicketStore interface {
 	// DueTickets returns up to limit queued tickets (pending or
 	// cancel_pending) whose NextAttemptAt is not after now, in protocol
 	// (raise) order, and the earliest NextAttemptAt of the queued tickets
-	// not returned (zero when there are none).
+	// not returned (zero when there are none). When more than limit are
+	// due, next is now: the scan stops there instead of walking the rest
+	// of the queue.
 	DueTickets(now time.Time, limit int) (due []Ticket, next time.Time, err error)
 	// Ticket returns one ticket by its protocol.
 	Ticket(protocol int64) (Ticket, error)

@@ -55,7 +55,13 @@ func (s *Store) DueTickets(now time.Time, limit int) (due []agent.Ticket, next t
 		c := q.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			at := tkeyDecode(v)
-			if !at.After(now) && (limit <= 0 || len(due) < limit) {
+			if !at.After(now) {
+				if limit > 0 && len(due) == limit {
+					// Enough found: more may be due, so "look again now",
+					// without walking the rest of a long queue each time.
+					next = now
+					return nil
+				}
 				rec, err := loadTicket(tx, pkeyDecode(k))
 				if err != nil {
 					return err
