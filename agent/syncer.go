@@ -15,7 +15,9 @@ import (
 // SyncerConfig tunes the ticket sync loop.
 type SyncerConfig struct {
 	// Concurrency is how many requests the syncer has in flight at once
-	// (EDGE_M2M_CONCURRENCY; the client enforces the same bound).
+	// (EDGE_M2M_CONCURRENCY; the client enforces the same bound). A slot
+	// frees as soon as its answer arrives: recording the answer overlaps
+	// the next request, so no slot waits on the disk.
 	Concurrency int
 	// Backoff gives the delay before retry number attempt (1 = after the
 	// first failure). It should add jitter (m2m.Backoff.Delay does).
@@ -68,8 +70,11 @@ type Syncer struct {
 	health   APIHealth
 	gateAt   time.Time          // in outage: no request before this
 	victims  map[int64]struct{} // tickets that failed during the current outage
-	inFlight map[int64]struct{}
-	queued   bool // the last look at the queue found due work
+	inFlight map[int64]struct{} // dispatched, answer not yet recorded
+	// requesting counts the tickets holding a request slot: dispatched,
+	// and their request not yet answered.
+	requesting int
+	queued     bool // the last look at the queue found due work
 }
 
 // NewSyncer builds a syncer; it does no I/O until Run.
@@ -135,6 +140,10 @@ func (s *Syncer) Busy() bool {
 
 type result struct{ protocol int64 }
 
+// maxWorking bounds the tickets worked on at once (requesting, or
+// recording their answer), so a slow disk cannot pile up goroutines.
+func (s *Syncer) maxWorking() int { return 2 * s.cfg.Concurrency }
+
 // maxIdle bounds how long the loop sleeps with nothing to do.
 const maxIdle = 5 * time.Second
 
@@ -156,7 +165,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	// to finish, so a create that reached the API can record its answer.
 	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelReqs()
-	done := make(chan result, s.cfg.Concurrency)
+	done := make(chan result, s.maxWorking())
 	var wg sync.WaitGroup
 	defer wg.Wait()
 
@@ -235,7 +244,7 @@ func (s *Syncer) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan<- r
 	s.mu.Lock()
 	down, gateAt := s.health.Down, s.gateAt
 	busy := len(s.inFlight)
-	free := s.cfg.Concurrency - busy
+	free := min(s.cfg.Concurrency-s.requesting, s.maxWorking()-busy)
 	if down {
 		// Outage: one probe at a time, not before the gate opens.
 		free = min(free, 1-busy)
@@ -281,6 +290,7 @@ func (s *Syncer) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan<- r
 	for _, t := range batch {
 		s.inFlight[t.Protocol] = struct{}{}
 	}
+	s.requesting += len(batch)
 	s.mu.Unlock()
 
 	if len(batch) > 0 && s.log.Enabled(ctx, slog.LevelDebug) {
@@ -294,7 +304,17 @@ func (s *Syncer) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan<- r
 		wg.Add(1)
 		go func(t Ticket) {
 			defer wg.Done()
-			s.process(ctx, t)
+			var once sync.Once
+			answered := func() {
+				once.Do(func() {
+					s.mu.Lock()
+					s.requesting--
+					s.mu.Unlock()
+					s.Notify() // a request slot is free
+				})
+			}
+			s.process(ctx, t, answered)
+			answered() // a worker that sent nothing frees its slot too
 			done <- result{t.Protocol}
 		}(t)
 	}
@@ -346,12 +366,14 @@ func containsTicket(ts []Ticket, p int64) bool {
 var errSkip = errors.New("ticket no longer needs this request")
 
 // process makes the one request a queued ticket needs and records the answer.
-func (s *Syncer) process(ctx context.Context, t Ticket) {
+// answered is called once the request has its answer (or failed), before
+// the answer is recorded: it frees the request slot.
+func (s *Syncer) process(ctx context.Context, t Ticket, answered func()) {
 	switch t.State {
 	case StatePending:
-		s.create(ctx, t)
+		s.create(ctx, t, answered)
 	case StateCancelPending:
-		s.cancel(ctx, t)
+		s.cancel(ctx, t, answered)
 	}
 }
 
@@ -359,7 +381,7 @@ func (s *Syncer) process(ctx context.Context, t Ticket) {
 // that an answer received while shutting down is still written.
 func storeCtx(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
-func (s *Syncer) create(ctx context.Context, t Ticket) {
+func (s *Syncer) create(ctx context.Context, t Ticket, answered func()) {
 	// Write ahead: the attempt is on record before the request leaves, so a
 	// crash mid-request makes the next 409 count as ours.
 	var uncertainBefore bool
@@ -385,6 +407,7 @@ func (s *Syncer) create(ctx context.Context, t Ticket) {
 	uncertainBefore = cur.Uncertain
 
 	res, callErr := s.api.CreateTicket(ctx, cur.CreateBody)
+	answered()
 	now := s.now()
 	outcome, apiErr := classify(callErr)
 	maybeDelivered := apiErr != nil && apiErr.MaybeDelivered() || apiErr == nil && callErr != nil
@@ -443,9 +466,10 @@ func (s *Syncer) create(ctx context.Context, t Ticket) {
 	}
 }
 
-func (s *Syncer) cancel(ctx context.Context, t Ticket) {
+func (s *Syncer) cancel(ctx context.Context, t Ticket, answered func()) {
 	started := s.now()
 	callErr := s.api.CancelTicket(ctx, t.Protocol, t.Justification)
+	answered()
 	now := s.now()
 	outcome, apiErr := classify(callErr)
 	final, err := s.store.UpdateTicket(storeCtx(ctx), t.Protocol, func(t *Ticket) error {
