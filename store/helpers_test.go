@@ -158,7 +158,7 @@ func verifyIndexes(tx *bolt.Tx) error {
 	counts := map[agent.TicketState]uint64{}
 	err := tx.Bucket(bktTickets).ForEach(func(k, v []byte) error {
 		var rec record
-		if err := json.Unmarshal(v, &rec); err != nil {
+		if err := decodeRecord(v, &rec); err != nil {
 			return err
 		}
 		p := rec.Protocol

@@ -10,13 +10,18 @@ import (
 
 // schemaVersion is the layout of the buckets below. A file written by a
 // newer layout is refused (never moved aside): a downgrade must not eat it.
-const schemaVersion = 1
+// An older one is upgraded in place when opened read-write.
+//
+//	1: ticket records as JSON
+//	2: ticket records in the binary layout of record.go (schema 1's JSON
+//	   records are still read, and rewritten as binary when they change)
+const schemaVersion = 2
 
 // Buckets. Every index is maintained in the same transaction as the ticket
 // it points to, by putTicket and deleteTicket only.
 var (
 	bktMeta     = []byte("meta")         // schema, seq, attr_ver, corrupt_*
-	bktTickets  = []byte("tickets")      // pkey(protocol) → JSON record
+	bktTickets  = []byte("tickets")      // pkey(protocol) → ticket record (record.go)
 	bktQueue    = []byte("idx_queue")    // pkey(protocol) → tkey(NextAttemptAt); pending and cancel_pending only
 	bktOpen     = []byte("idx_open")     // nameplate 0 fault → pkey(protocol); tickets with Open()
 	bktState    = []byte("idx_state")    // state 0 pkey(protocol) → empty

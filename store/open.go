@@ -111,7 +111,7 @@ func Open(opts Options) (*Store, error) {
 
 // openInfo is what the cheap check reads from a file.
 type openInfo struct {
-	needInit       bool // a bucket or the schema mark is missing
+	needInit       bool // a bucket or the schema mark is missing, or the mark is older
 	seq            uint64
 	corruptMovedTo string
 	corruptAt      time.Time
@@ -190,6 +190,8 @@ func check(db *bolt.DB, file *os.File) (info openInfo, err error) {
 			return fmt.Errorf("%w: bad schema mark %x", errCorrupt, schema)
 		case v > schemaVersion:
 			return fmt.Errorf("%w: layout %d, this edge-agent knows up to %d: upgrade it, or move the file away", ErrSchema, v, schemaVersion)
+		case v < schemaVersion:
+			info.needInit = true // the mark is raised: an older edge-agent must then refuse the file
 		}
 		info.seq = u64Decode(meta.Get(metaSeq))
 		info.corruptMovedTo = string(meta.Get(metaCorruptMovedTo))
@@ -336,7 +338,8 @@ func (s *Store) openReadWrite() error {
 	return nil
 }
 
-// initBuckets creates what is missing and records a corrupt file moved aside.
+// initBuckets creates what is missing, raises an older schema mark, and
+// records a corrupt file moved aside.
 func (s *Store) initBuckets(movedTo string, movedAt time.Time) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
@@ -345,7 +348,9 @@ func (s *Store) initBuckets(movedTo string, movedAt time.Time) error {
 			}
 		}
 		meta := tx.Bucket(bktMeta)
-		if meta.Get(metaSchema) == nil {
+		if u64Decode(meta.Get(metaSchema)) < schemaVersion {
+			// A new file, or an older layout this one reads: from now on it
+			// may hold records an older edge-agent cannot read.
 			if err := meta.Put(metaSchema, u64(schemaVersion)); err != nil {
 				return err
 			}

@@ -12,8 +12,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// record is a ticket as stored: the agent's Ticket, as JSON. A struct of
-// its own so that store-only fields can join it without a new layout.
+// record is a ticket as stored: the agent's Ticket, in the binary layout of
+// record.go. A struct of its own so that store-only fields can join it.
 type record struct {
 	agent.Ticket
 }
@@ -438,7 +438,7 @@ func loadTicket(tx *bolt.Tx, p int64) (*record, error) {
 		return nil, fmt.Errorf("ticket %d: %w", p, ErrNotFound)
 	}
 	rec := new(record)
-	if err := json.Unmarshal(v, rec); err != nil {
+	if err := decodeRecord(v, rec); err != nil {
 		return nil, fmt.Errorf("decode ticket %d: %w", p, err)
 	}
 	return rec, nil
@@ -462,7 +462,7 @@ func (w *wtx) putTicket(old, nu *record) error {
 	if !nu.State.Valid() {
 		return fmt.Errorf("store ticket %d: %w: state %q", p, ErrInvalid, nu.State)
 	}
-	val, err := json.Marshal(nu)
+	val, err := appendRecord(make([]byte, 0, recordSize(&nu.Ticket)), &nu.Ticket)
 	if err != nil {
 		return fmt.Errorf("encode ticket %d: %w", p, err)
 	}
