@@ -543,11 +543,11 @@ func (w *wtx) deleteTicket(rec *record) error {
 	return nil
 }
 
+// count changes the counter of a state by delta when the run is flushed.
 func (w *wtx) count(s agent.TicketState, delta int) error {
-	b := w.tx.Bucket(bktCounts)
-	n := int64(u64Decode(b.Get([]byte(s)))) + int64(delta)
-	if n < 0 {
-		n = 0
+	if w.counts == nil {
+		w.counts = make(map[agent.TicketState]int64, len(agent.TicketStates))
 	}
-	return b.Put([]byte(s), u64(uint64(n)))
+	w.counts[s] += int64(delta)
+	return nil
 }

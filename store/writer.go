@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -53,7 +54,33 @@ type wtx struct {
 	now   time.Time
 	floor uint64 // the sequence floor from the sidecar
 	wrote bool   // something was written: commit, else roll back
-	seq   uint64 // highest sequence number allocated in this run, 0 for none
+	// seq is the highest sequence number allocated in this run, 0 for none,
+	// and counts the change of each state's counter. Both are kept here and
+	// written once by flush, before the commit, instead of a read and a
+	// write of the meta or counts bucket per ticket.
+	seq    uint64
+	counts map[agent.TicketState]int64
+}
+
+// flush writes the sequence mark and the state counters this run changed.
+// Every commit of a wtx's transaction is preceded by it.
+func (w *wtx) flush() error {
+	if w.seq > 0 {
+		if err := w.tx.Bucket(bktMeta).Put(metaSeq, u64(w.seq)); err != nil {
+			return fmt.Errorf("record sequence: %w", err)
+		}
+	}
+	b := w.tx.Bucket(bktCounts)
+	for st, delta := range w.counts {
+		if delta == 0 {
+			continue
+		}
+		n := max(int64(u64Decode(b.Get([]byte(st))))+delta, 0)
+		if err := b.Put([]byte(st), u64(uint64(n))); err != nil {
+			return fmt.Errorf("count %s tickets: %w", st, err)
+		}
+	}
+	return nil
 }
 
 // submit hands a write to the writer and waits until it is durable. ctx
@@ -251,6 +278,10 @@ func (s *Store) runTx(reqs []*request, maxSize int) (_ []*request, wrote bool, _
 			_ = tx.Rollback()
 			return reqs, false, nil
 		}
+		if err := w.flush(); err != nil {
+			_ = tx.Rollback()
+			return reqs, false, err
+		}
 		if err := tx.Commit(); err != nil {
 			return reqs, false, err
 		}
@@ -289,15 +320,16 @@ func (s *Store) recordSeq(seq uint64) {
 
 // allocProtocol numbers a new ticket: the next sequence number after both
 // the database mark and the sidecar's, persisted in this transaction.
+// The database mark is written by flush, in the same transaction.
 func (w *wtx) allocProtocol() (int64, error) {
-	meta := w.tx.Bucket(bktMeta)
-	next := max(u64Decode(meta.Get(metaSeq)), w.floor) + 1
+	last := w.seq
+	if last == 0 {
+		last = max(u64Decode(w.tx.Bucket(bktMeta).Get(metaSeq)), w.floor)
+	}
+	next := last + 1
 	base := w.s.opts.ProtocolBase
 	if next > math.MaxInt64 || (base > 0 && int64(next) > math.MaxInt64-base) {
 		return 0, fmt.Errorf("number ticket: %w: protocol sequence exhausted (base %d, seq %d)", ErrInvalid, base, next)
-	}
-	if err := meta.Put(metaSeq, u64(next)); err != nil {
-		return 0, fmt.Errorf("number ticket: %w", err)
 	}
 	w.seq, w.wrote = next, true
 	return base + int64(next), nil
@@ -363,6 +395,9 @@ func (s *Store) pruneNow(cutoff time.Time, limit int) (int, error) {
 	}
 	w := &wtx{s: s, tx: tx, now: s.now().Round(0), floor: s.seqFloor}
 	n, err := w.prune(cutoff, limit)
+	if err == nil && n > 0 {
+		err = w.flush()
+	}
 	if err != nil || n == 0 {
 		_ = tx.Rollback()
 		return 0, err
