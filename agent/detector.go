@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,9 +69,83 @@ type DeviceCounts struct {
 const nShards = 256
 
 type shard struct {
-	mu   sync.Mutex
-	devs map[string]*device
-	_    [48]byte // one shard per cache line: no false sharing between locks
+	mu sync.Mutex
+	// reg is the registry the devices' rows refer to: SetRegistry replaces
+	// it together with the rows, under mu.
+	reg *Registry
+	// devs are the devices of reg's rows that hash to this shard, sized
+	// exactly (a registry's devices are known up front); loose, the others.
+	devs  []device
+	loose []*looseDevice
+	// index finds a device by nameplate (see slotOf): position i is
+	// devs[i] below len(devs), loose[i-len(devs)] from there. 4 bytes a
+	// slot (about 5.3 a device), where the map of strings to pointers it
+	// replaces took about 35. A shard holds fewer than maxSlotPos (16.7
+	// million) devices: the registry has fewer rows, and as many devices
+	// heard from outside it would need gigabytes.
+	index []uint32
+	_     [40]byte // 128 bytes on 64-bit: no false sharing between locks
+}
+
+// name is a device's nameplate. The caller holds sh.mu.
+func (sh *shard) name(dv *device) string {
+	if dv.flags&flagInReg != 0 {
+		return sh.reg.name(int32(dv.ref))
+	}
+	return sh.loose[dv.ref].name
+}
+
+// at returns the device at a position.
+func (sh *shard) at(pos int) *device {
+	if pos < len(sh.devs) {
+		return &sh.devs[pos]
+	}
+	return &sh.loose[pos-len(sh.devs)].device
+}
+
+// find returns the device named name (h = hashName(name)), or nil. The
+// caller holds sh.mu.
+func (sh *shard) find(h uint32, name string) *device {
+	idx := sh.index
+	if len(idx) == 0 {
+		return nil
+	}
+	m := mixHash(h)
+	for i := slotOf(m, len(idx)); ; i++ {
+		if i == len(idx) {
+			i = 0
+		}
+		v := idx[i]
+		if v == 0 {
+			return nil
+		}
+		if slotTagged(v, m) {
+			if dv := sh.at(slotPos(v)); sh.name(dv) == name {
+				return dv
+			}
+		}
+	}
+}
+
+// reindex rebuilds the index with size slots.
+func (sh *shard) reindex(size int) {
+	sh.index = make([]uint32, size)
+	for i := range sh.devs {
+		insertSlot(sh.index, hashName(sh.name(&sh.devs[i])), i)
+	}
+	for i, x := range sh.loose {
+		insertSlot(sh.index, hashName(x.name), len(sh.devs)+i)
+	}
+}
+
+// each calls f for every device of the shard. The caller holds sh.mu.
+func (sh *shard) each(f func(*device)) {
+	for i := range sh.devs {
+		f(&sh.devs[i])
+	}
+	for _, x := range sh.loose {
+		f(&x.device)
+	}
 }
 
 // Detector decides faults from telemetry. It is pure logic: the time comes
@@ -117,53 +192,90 @@ func NewDetector(cfg DetectorConfig, reg *Registry, start time.Time) *Detector {
 		d.windowSec = uint32(max(1, min(cfg.CyclingWindow/time.Second, 1<<31)))
 		d.cyclingSwitch = cfg.CyclingSwitches
 	}
-	for i := range d.shards {
-		d.shards[i].devs = make(map[string]*device)
-	}
 	d.reg.Store(reg)
-	if reg != nil {
-		for i := range reg.entries {
-			name := reg.entries[i].nameplate
-			sh := d.shardOf(name)
-			dv := &device{name: name, lastSeen: d.start}
-			sh.devs[name] = dv
+	rows, bounds := shardRows(reg)
+	// One array for every shard: 256 arrays of a few hundred devices
+	// would each be rounded up to whole pages (about 10 bytes a device).
+	all := make([]device, len(rows))
+	for i := range d.shards {
+		sh := &d.shards[i]
+		sh.reg = reg
+		lo, hi := bounds[i], bounds[i+1]
+		if lo == hi {
+			continue
 		}
-		d.known.Store(int64(len(reg.entries)))
+		sh.devs = all[lo:hi:hi]
+		for j, row := range rows[lo:hi] {
+			sh.devs[j] = device{ref: uint32(row), lastSeen: d.start, flags: flagInReg}
+		}
+		sh.reindex(tableSize(int(hi - lo)))
 	}
+	d.known.Store(int64(len(rows)))
 	return d
 }
 
-func (d *Detector) shardOf(name string) *shard {
-	h := uint32(2166136261) // FNV-1a
-	for i := 0; i < len(name); i++ {
-		h ^= uint32(name[i])
-		h *= 16777619
+// shardRows returns the registry's rows grouped by shard: shard i's are
+// rows[start[i]:start[i+1]], in file order.
+func shardRows(r *Registry) (rows []int32, start [nShards + 1]int32) {
+	n := r.Len()
+	of := make([]uint8, n)
+	for i := range n {
+		s := hashName(r.name(int32(i))) % nShards
+		of[i] = uint8(s)
+		start[s+1]++
 	}
-	return &d.shards[h%nShards]
+	for i := range nShards {
+		start[i+1] += start[i]
+	}
+	next := start
+	rows = make([]int32, n)
+	for i, s := range of {
+		rows[next[s]] = int32(i)
+		next[s]++
+	}
+	return rows, start
+}
+
+func (d *Detector) shardOf(name string) (*shard, uint32) {
+	h := hashName(name)
+	return &d.shards[h%nShards], h
 }
 
 // device returns the device, creating it if needed. The caller holds sh.mu.
-func (d *Detector) device(sh *shard, name string, since uint32) *device {
-	if dv := sh.devs[name]; dv != nil {
+// A device it creates is not in the shard's registry (those all exist).
+func (d *Detector) device(sh *shard, h uint32, name string, since uint32) *device {
+	if dv := sh.find(h, name); dv != nil {
 		return dv
 	}
+	if 5*(len(sh.devs)+len(sh.loose)+1) > 4*len(sh.index) { // load over 4/5: grow
+		sh.reindex(tableSize(2 * (len(sh.devs) + len(sh.loose) + 1)))
+	}
 	// The nameplate may be a view of a reused buffer: own a copy.
-	name = string([]byte(name))
-	dv := &device{name: name, lastSeen: since}
-	sh.devs[name] = dv
+	x := &looseDevice{device: device{ref: uint32(len(sh.loose)), lastSeen: since}, name: strings.Clone(name)}
+	sh.loose = append(sh.loose, x)
+	insertSlot(sh.index, h, len(sh.devs)+len(sh.loose)-1)
 	d.known.Add(1)
-	return dv
+	return &x.device
 }
 
 // observation is the work of one Observe, Sweep step or Restore on one
 // device. It lives on the stack.
 type observation struct {
 	d        *Detector
+	sh       *shard
 	dv       *device
-	reg      *Registry
+	reg      *Registry // the shard's
 	extOwned bool
 	events   []Event
 }
+
+func (d *Detector) observe(sh *shard, dv *device) observation {
+	return observation{d: d, sh: sh, dv: dv, reg: sh.reg}
+}
+
+// regPosition and regPower are what the registry says of the device.
+func (o *observation) regPosition() (lat, lon float64, ok bool) { return o.dv.regPosition(o.reg) }
+func (o *observation) regPower() float64                        { return o.dv.regPower(o.reg) }
 
 // ext returns the device's extension, copied first if this observation has
 // not copied it yet: the old one stays intact for a rollback.
@@ -205,7 +317,7 @@ func (o *observation) setSource(i int, alarm, on bool, since uint32, at time.Tim
 }
 
 func (o *observation) emit(kind EventKind, fault string, since uint32, at time.Time, rd *Reading) {
-	ev := Event{Kind: kind, Nameplate: o.dv.name, Fault: fault, At: at, Since: secTime(since)}
+	ev := Event{Kind: kind, Nameplate: o.sh.name(o.dv), Fault: fault, At: at, Since: secTime(since)}
 	if rd != nil {
 		ev.Reading = *rd
 	}
@@ -213,10 +325,16 @@ func (o *observation) emit(kind EventKind, fault string, since uint32, at time.T
 	o.events = append(o.events, ev)
 }
 
+// startRun records the first reading of a run of rule i.
+func (o *observation) startRun(i int, at uint32) { o.ext().since[i] = at }
+
+// runSince is the first reading of rule i's current run (counts[i] > 0).
+func (o *observation) runSince(i int) uint32 { return o.dv.ext.since[i] }
+
 // settle drops an extension that holds nothing any more.
 func (o *observation) settle(now uint32) {
 	x := o.dv.ext
-	if x == nil || o.dv.open() != 0 || len(x.alarms) > 0 {
+	if x == nil || o.dv.open() != 0 || len(x.alarms) > 0 || o.dv.counts != [nRules]uint8{} {
 		return
 	}
 	for _, m := range x.marks {
@@ -265,13 +383,13 @@ func delta(up bool) int64 {
 // raises again) and Observe returns commit's error. A message that changes
 // no fault never calls commit.
 func (d *Detector) Observe(t *Telemetry, commit func([]Event) error) error {
-	sh := d.shardOf(t.Nameplate)
+	sh, h := d.shardOf(t.Nameplate)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	recv := unixSec(t.Received)
-	dv := d.device(sh, t.Nameplate, recv)
+	dv := d.device(sh, h, t.Nameplate, recv)
 	old := *dv
-	o := observation{d: d, dv: dv, reg: d.reg.Load()}
+	o := d.observe(sh, dv)
 
 	o.signOfLife(recv, t.Received)
 	at := unixSec(t.At)
@@ -288,9 +406,6 @@ func (d *Detector) Observe(t *Telemetry, commit func([]Event) error) error {
 	if inOrder && t.Fields&(FieldPower|FieldVoltage) != 0 {
 		// After the commit: history is not rolled back, so it is written
 		// only for messages that are kept.
-		if dv.hist == nil {
-			dv.hist = new(history)
-		}
 		dv.hist.add(int64(at), &t.Reading, d.nominalVolt)
 	}
 	d.account(&old, dv)
@@ -315,13 +430,13 @@ func (o *observation) signOfLife(recv uint32, at time.Time) {
 // offline, and Sweep raises communicationFailure once it has lasted
 // CommLossAfter. Same commit and rollback rules as Observe.
 func (d *Detector) ObserveStatus(s StatusReport, commit func([]Event) error) error {
-	sh := d.shardOf(s.Nameplate)
+	sh, h := d.shardOf(s.Nameplate)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	recv := unixSec(s.Received)
-	dv := d.device(sh, s.Nameplate, recv)
+	dv := d.device(sh, h, s.Nameplate, recv)
 	old := *dv
-	o := observation{d: d, dv: dv, reg: d.reg.Load()}
+	o := d.observe(sh, dv)
 	if s.Online {
 		o.signOfLife(recv, s.Received)
 	} else if dv.flags&flagOffline == 0 {
@@ -351,18 +466,18 @@ func (d *Detector) Sweep(now time.Time, commit func([]Event) error) error {
 	for i := range d.shards {
 		sh := &d.shards[i]
 		sh.mu.Lock()
-		for _, dv := range sh.devs {
-			if err := d.sweepDevice(dv, now, nowSec, commit); err != nil && first == nil {
-				first = fmt.Errorf("sweep %s: %w", dv.name, err)
+		sh.each(func(dv *device) {
+			if err := d.sweepDevice(sh, dv, now, nowSec, commit); err != nil && first == nil {
+				first = fmt.Errorf("sweep %s: %w", sh.name(dv), err)
 			}
-		}
+		})
 		sh.mu.Unlock()
 	}
 	d.lastSweep.Store(now.Unix())
 	return first
 }
 
-func (d *Detector) sweepDevice(dv *device, now time.Time, nowSec uint32, commit func([]Event) error) error {
+func (d *Detector) sweepDevice(sh *shard, dv *device, now time.Time, nowSec uint32, commit func([]Event) error) error {
 	if dv.rule&(1<<fCommunication) != 0 {
 		return nil
 	}
@@ -378,7 +493,7 @@ func (d *Detector) sweepDevice(dv *device, now time.Time, nowSec uint32, commit 
 		return nil
 	}
 	old := *dv
-	o := observation{d: d, dv: dv, reg: d.reg.Load()}
+	o := d.observe(sh, dv)
 	o.setSource(fCommunication, false, true, dv.lastSeen, now, nil)
 	dv.flags |= flagDirty
 	if err := d.commitOrRollback(&o, &old, commit); err != nil {
@@ -398,11 +513,11 @@ func (d *Detector) Restore(active []ActiveFault) {
 		if a.Fault == "" || a.Nameplate == "" {
 			continue
 		}
-		sh := d.shardOf(a.Nameplate)
+		sh, h := d.shardOf(a.Nameplate)
 		sh.mu.Lock()
-		dv := d.device(sh, a.Nameplate, d.start)
+		dv := d.device(sh, h, a.Nameplate, d.start)
 		old := *dv
-		o := observation{d: d, dv: dv, reg: d.reg.Load()}
+		o := d.observe(sh, dv)
 		since := unixSec(a.Since)
 		if i := builtinIndex(a.Fault); i >= 0 {
 			if dv.open()&(1<<i) == 0 {
@@ -441,30 +556,57 @@ func (d *Detector) SetRegistry(r *Registry) {
 	d.regMu.Lock()
 	defer d.regMu.Unlock()
 	d.reg.Store(r)
-	if r != nil {
-		for i := range r.entries {
-			name := r.entries[i].nameplate
-			sh := d.shardOf(name)
-			sh.mu.Lock()
-			if sh.devs[name] == nil {
-				sh.devs[name] = &device{name: name, flags: flagWatchNext}
-				d.known.Add(1)
-			}
-			sh.mu.Unlock()
-		}
-	}
+	rows, bounds := shardRows(r)
+	listed := make([]bool, r.Len()) // rows that already have a device
+	// Each row ends up in exactly one shard's devs: one array for all, as
+	// in NewDetector.
+	all := make([]device, len(rows))
 	for i := range d.shards {
 		sh := &d.shards[i]
+		lo, hi := bounds[i], bounds[i+1]
 		sh.mu.Lock()
-		for name, dv := range sh.devs {
-			dv.flags &^= flagSunValid // positions may have changed
-			if r.entry(name) == nil && dv.flags&(flagHeard|flagTelemetry) == 0 && !dv.faulty() {
-				delete(sh.devs, name)
-				d.known.Add(-1)
-			}
-		}
+		d.rebuildShard(sh, r, rows[lo:hi], all[lo:lo:hi], listed)
 		sh.mu.Unlock()
 	}
+}
+
+// rebuildShard moves one shard to registry r: its devices re-pointed at
+// r's rows (mine are those of this shard) and put in devs (empty, with room
+// for mine), the others loose. The caller holds sh.mu.
+func (d *Detector) rebuildShard(sh *shard, r *Registry, mine []int32, devs []device, listed []bool) {
+	var loose []*looseDevice
+	keep := func(dv device, name string) {
+		dv.flags &^= flagSunValid // positions may have changed
+		if row, ok := r.find(name); ok {
+			dv.ref, dv.flags = uint32(row), dv.flags|flagInReg
+			devs = append(devs, dv)
+			listed[row] = true
+			return
+		}
+		if dv.flags&(flagHeard|flagTelemetry) == 0 && !dv.faulty() {
+			d.known.Add(-1) // a placeholder never heard from: forgotten
+			return
+		}
+		if dv.flags&flagInReg != 0 {
+			name = strings.Clone(name) // not a view of the old registry's text
+		}
+		dv.ref, dv.flags = uint32(len(loose)), dv.flags&^flagInReg
+		loose = append(loose, &looseDevice{device: dv, name: name})
+	}
+	for i := range sh.devs {
+		keep(sh.devs[i], sh.name(&sh.devs[i]))
+	}
+	for _, x := range sh.loose {
+		keep(x.device, x.name)
+	}
+	for _, row := range mine {
+		if !listed[row] {
+			devs = append(devs, device{ref: uint32(row), flags: flagInReg | flagWatchNext})
+			d.known.Add(1)
+		}
+	}
+	sh.reg, sh.devs, sh.loose = r, devs, loose
+	sh.reindex(tableSize(len(devs) + len(loose)))
 }
 
 // Registry returns the registry in use.
@@ -472,27 +614,26 @@ func (d *Detector) Registry() *Registry { return d.reg.Load() }
 
 // Device returns a copy of one device's state.
 func (d *Detector) Device(nameplate string) (DeviceView, bool) {
-	sh := d.shardOf(nameplate)
+	sh, h := d.shardOf(nameplate)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	dv := sh.devs[nameplate]
+	dv := sh.find(h, nameplate)
 	if dv == nil {
 		return DeviceView{}, false
 	}
-	return dv.view(d.reg.Load(), d.nominalVolt), true
+	return dv.view(sh.reg, sh.name(dv), d.nominalVolt), true
 }
 
 // Devices returns copies of every device's state, sorted by nameplate, the
 // faulty ones first when faultyFirst.
 func (d *Detector) Devices(faultyFirst bool) []DeviceView {
-	reg := d.reg.Load()
 	out := make([]DeviceView, 0, d.known.Load())
 	for i := range d.shards {
 		sh := &d.shards[i]
 		sh.mu.Lock()
-		for _, dv := range sh.devs {
-			out = append(out, dv.view(reg, d.nominalVolt))
-		}
+		sh.each(func(dv *device) {
+			out = append(out, dv.view(sh.reg, sh.name(dv), d.nominalVolt))
+		})
 		sh.mu.Unlock()
 	}
 	slices.SortFunc(out, func(a, b DeviceView) int {
@@ -526,11 +667,11 @@ func (d *Detector) Counts(now time.Time) DeviceCounts {
 	for i := range d.shards {
 		sh := &d.shards[i]
 		sh.mu.Lock()
-		for _, dv := range sh.devs {
+		sh.each(func(dv *device) {
 			if dv.online() && (nowSec < dv.lastSeen || nowSec-dv.lastSeen < d.lossSec) {
 				c.Online++
 			}
-		}
+		})
 		sh.mu.Unlock()
 	}
 	return c
@@ -543,12 +684,12 @@ func (d *Detector) CollectAttributes(out []DeviceAttributes) []DeviceAttributes 
 	for i := range d.shards {
 		sh := &d.shards[i]
 		sh.mu.Lock()
-		for _, dv := range sh.devs {
+		sh.each(func(dv *device) {
 			if dv.flags&flagDirty != 0 {
-				out = append(out, dv.attributes())
+				out = append(out, dv.attributes(sh.name(dv)))
 				dv.flags &^= flagDirty
 			}
-		}
+		})
 		sh.mu.Unlock()
 	}
 	return out

@@ -8,11 +8,13 @@ import (
 )
 
 // Per-device state. A gateway may watch 100,000 light points, so a device
-// costs about 150 bytes here plus 112 for its history, and everything a
-// healthy device does not need (the start of each open fault, controller
-// alarms, recent night-time switching) lives in an extension allocated only
-// when a device has one of those. Times are Unix seconds in uint32 (good to
-// 2106): a second is finer than any rule needs.
+// is one flat, fixed-size record of 200 bytes (its history included), kept
+// in its shard's array rather than allocated on its own; its nameplate is a
+// registry row number, not a string. Everything a healthy device does not
+// need (the start of each open fault, controller alarms, recent night-time
+// switching) lives in an extension allocated only when a device has one of
+// those. Times are Unix seconds in uint32 (good to 2106): a second is finer
+// than any rule needs.
 
 // Indexes of the built-in faults. The first nRules are debounced rules.
 const (
@@ -62,12 +64,14 @@ const (
 	flagDirty                           // attributes changed since the last CollectAttributes
 	flagSunValid                        // sunMin/sunPhase hold a cached phase
 	flagWatchNext                       // added by a registry reload: silence counts from the next sweep
+	flagInReg                           // ref is a row of the shard's registry (else an index in its loose devices)
 )
 
 type device struct {
-	name string
-	hist *history
-	ext  *deviceExt
+	ext *deviceExt
+	// ref names the device: with flagInReg its row in the shard's
+	// registry, else its index in the shard's loose devices.
+	ref uint32
 
 	// lastSeen is the last sign of life; for a device never heard from
 	// (no flagHeard) it is when its silence started to count instead.
@@ -79,15 +83,25 @@ type device struct {
 	rd       packedReading
 	lat, lon float32 // reported by the device, with flagPos
 
-	since  [nRules]uint32 // first reading of each rule's current run
-	counts [nRules]uint8  // length of each rule's current run
+	// hist is written after a message's commit and never rolled back (see
+	// Observe); a zero history is an empty one.
+	hist history
 
 	// Sources of the built-in faults, a bit per builtin index: rule is the
 	// debounced rule (or, for communicationFailure, the sweep); alarm is a
 	// controller alarm of the same name. A fault is open while either is.
 	rule, alarm uint16
 	flags       uint16
+	counts      [nRules]uint8 // length of each rule's current run (its start is in ext)
 	sunPhase    sunPhase
+}
+
+// looseDevice is a device outside the shard's registry (heard from but not
+// listed, or dropped by a reload after it was heard from): rare when there
+// is a registry, so allocated one by one with its own nameplate.
+type looseDevice struct {
+	device
+	name string
 }
 
 // deviceExt is the rarely needed part of a device. It is copied before
@@ -95,8 +109,12 @@ type device struct {
 // failed commit is restoring the device struct.
 type deviceExt struct {
 	faultSince [nBuiltin]uint32 // when each open built-in fault began
-	alarms     []openAlarm      // open controller alarms with names not built in
-	marks      []switchMark     // night-time switching within the cycling window
+	// since is the first reading of each rule's current run, while counts
+	// has one: runs are rare (they precede a raise or a clear, which needs
+	// the extension anyway), so the 28 bytes are not in every device.
+	since  [nRules]uint32
+	alarms []openAlarm  // open controller alarms with names not built in
+	marks  []switchMark // night-time switching within the cycling window
 }
 
 type openAlarm struct {
@@ -258,13 +276,14 @@ type DeviceView struct {
 	History []HistoryPoint `json:"history,omitempty"`
 }
 
-// view copies the device. The caller holds its shard's lock.
-func (dv *device) view(reg *Registry, nominalVolt float64) DeviceView {
-	v := DeviceView{Nameplate: dv.name, Online: dv.online()}
-	if e := reg.entry(dv.name); e != nil {
-		v.InRegistry, v.Info = true, e.info()
+// view copies the device. The caller holds its shard's lock; reg is the
+// shard's registry and name the device's nameplate.
+func (dv *device) view(reg *Registry, name string, nominalVolt float64) DeviceView {
+	v := DeviceView{Nameplate: name, Online: dv.online()}
+	if dv.flags&flagInReg != 0 {
+		v.InRegistry, v.Info = true, reg.info(int32(dv.ref))
 	} else {
-		v.Info.Nameplate = dv.name
+		v.Info.Nameplate = name
 	}
 	if dv.flags&flagHeard != 0 {
 		v.LastSeen = secTime(dv.lastSeen)
@@ -344,11 +363,12 @@ func (dv *device) activeFaults() []string {
 	return out
 }
 
-// position is the device's own position: the registry's, else what it
-// reported. (The gateway's position serves the sun clock, not the view.)
+// position is the device's own position: the registry's (reg is the
+// shard's), else what it reported. (The gateway's position serves the sun
+// clock, not the view.)
 func (dv *device) position(reg *Registry) (lat, lon float64, ok bool) {
-	if e := reg.entry(dv.name); e != nil && e.hasPos {
-		return e.lat, e.lon, true
+	if lat, lon, ok := dv.regPosition(reg); ok {
+		return lat, lon, true
 	}
 	if dv.flags&flagPos != 0 {
 		return f64(dv.lat), f64(dv.lon), true
@@ -356,9 +376,25 @@ func (dv *device) position(reg *Registry) (lat, lon float64, ok bool) {
 	return 0, 0, false
 }
 
-func (dv *device) attributes() DeviceAttributes {
+// regPosition is the position the registry gives the device.
+func (dv *device) regPosition(reg *Registry) (lat, lon float64, ok bool) {
+	if dv.flags&flagInReg == 0 {
+		return 0, 0, false
+	}
+	return reg.position(int32(dv.ref))
+}
+
+// regPower is the nominal power the registry gives the device, 0 if none.
+func (dv *device) regPower(reg *Registry) float64 {
+	if dv.flags&flagInReg == 0 {
+		return 0
+	}
+	return reg.power(int32(dv.ref))
+}
+
+func (dv *device) attributes(name string) DeviceAttributes {
 	a := DeviceAttributes{
-		Nameplate:    dv.name,
+		Nameplate:    name,
 		Online:       dv.online(),
 		ActiveFaults: dv.activeFaults(),
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -248,4 +249,113 @@ func TestConcurrentUse(t *testing.T) {
 	assert.Equal(t, DeviceCounts{Known: len(views), Online: online, Faulty: faulty}, c)
 	assert.Equal(t, devices+2, c.Known)
 	assert.Greater(t, faulty, devices/2, "the dark lamps")
+}
+
+// TestLooseDevicesAndReload: devices outside the registry (thousands, so
+// their shards' indexes grow several times) are found with their state; a
+// reload that lists some of them moves them into the registry's rows and
+// keeps their state, and one that drops them keeps those heard from.
+func TestLooseDevicesAndReload(t *testing.T) {
+	d := newTestDetector(t)
+	rec := &recorder{}
+	const n = 5000
+	name := func(i int) string { return fmt.Sprintf("L%04d", i) }
+	for i := range n {
+		m := litAt(name(i), testNight)
+		m.Voltage = 200 + float64(i%20)
+		require.NoError(t, d.Observe(m, rec.commit))
+	}
+	check := func(stage string, inRegistry func(i int) bool) {
+		t.Helper()
+		for i := range n {
+			v, ok := d.Device(name(i))
+			require.True(t, ok, "%s: %s", stage, name(i))
+			assert.Equal(t, name(i), v.Nameplate)
+			assert.Equal(t, inRegistry(i), v.InRegistry, "%s: %s", stage, name(i))
+			assert.Equal(t, 200+float64(i%20), v.Reading.Voltage, "%s: %s keeps its reading", stage, name(i))
+			assert.True(t, v.LastSeen.Equal(testNight), stage)
+			require.Len(t, v.History, 1, stage)
+		}
+		_, ok := d.Device("L9999")
+		assert.False(t, ok, stage)
+	}
+	check("loose", func(int) bool { return false })
+	assert.Equal(t, n+2, d.Counts(testNight).Known)
+
+	// The even ones join the registry (with a position), IP1 stays, IP2
+	// (never heard from) is dropped from it and forgotten.
+	var sb strings.Builder
+	sb.WriteString("nameplate_num,latitude,longitude,address\nIP1,-19.7472,-47.9381,Rua A\n")
+	for i := 0; i < n; i += 2 {
+		fmt.Fprintf(&sb, "%s,-19.75,-47.94,Rua %d\n", name(i), i)
+	}
+	reg2, rowErrs, err := parseRegistryString(sb.String())
+	require.NoError(t, err)
+	require.Empty(t, rowErrs)
+	d.SetRegistry(reg2)
+	check("half listed", func(i int) bool { return i%2 == 0 })
+	v, ok := d.Device(name(4))
+	require.True(t, ok)
+	assert.Equal(t, "Rua 4", v.Info.Site.Address)
+	assert.Equal(t, -19.75, v.Lat)
+	_, ok = d.Device("IP2")
+	assert.False(t, ok)
+	assert.Equal(t, n+1, d.Counts(testNight).Known)
+
+	// Dropped again: the loose devices own their nameplates, so the old
+	// registry's text is not kept alive by them.
+	d.SetRegistry(nil)
+	check("none listed", func(int) bool { return false })
+	text := unsafe.StringData(reg2.text)
+	for i := range d.shards {
+		sh := &d.shards[i]
+		require.Empty(t, sh.devs)
+		for _, x := range sh.loose {
+			p := uintptr(unsafe.Pointer(unsafe.StringData(x.name)))
+			assert.False(t, p >= uintptr(unsafe.Pointer(text)) && p < uintptr(unsafe.Pointer(text))+uintptr(len(reg2.text)),
+				"%s is a view of the dropped registry's text", x.name)
+		}
+	}
+	_, ok = d.Device("IP1")
+	assert.False(t, ok, "never heard from: forgotten")
+	assert.Equal(t, n, d.Counts(testNight).Known)
+}
+
+// TestRunKeepsExtensionOnlyWhileRunning: a debounce run's start lives in
+// the device's extension, which a healthy device does not have; it is
+// dropped again when the run ends without a raise.
+func TestRunKeepsExtensionOnlyWhileRunning(t *testing.T) {
+	d := newTestDetector(t)
+	rec := &recorder{}
+	ext := func() *deviceExt {
+		sh, h := d.shardOf("IP1")
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		return sh.find(h, "IP1").ext
+	}
+	high := func(at time.Time) *Telemetry {
+		return with(litAt("IP1", at), func(m *Telemetry) { m.Voltage = 250 }) // over 220 V + 10 %
+	}
+	require.NoError(t, d.Observe(litAt("IP1", testNight), rec.commit))
+	assert.Nil(t, ext(), "healthy: no extension")
+	require.NoError(t, d.Observe(high(testNight.Add(time.Minute)), rec.commit))
+	require.NoError(t, d.Observe(high(testNight.Add(2*time.Minute)), rec.commit))
+	require.NotNil(t, ext(), "a run in progress keeps its start")
+	require.NoError(t, d.Observe(litAt("IP1", testNight.Add(3*time.Minute)), rec.commit))
+	assert.Nil(t, ext(), "the run ended: dropped")
+	for i := range 3 {
+		require.NoError(t, d.Observe(high(testNight.Add(time.Duration(10+i)*time.Minute)), rec.commit))
+	}
+	evs := rec.take()
+	require.Len(t, evs, 1)
+	assert.Equal(t, FaultSupplyVoltageTooHigh, evs[0].Fault)
+	assert.True(t, evs[0].Since.Equal(testNight.Add(10*time.Minute)), "Since is the first reading of the confirming run")
+}
+
+// TestRecordSizes: the per-device records stay within the sizes the
+// memory figures (docs/readme-detection.md, BENCHMARKS.md) are built on.
+func TestRecordSizes(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(device{}), uintptr(200))
+	assert.LessOrEqual(t, unsafe.Sizeof(regEntry{}), uintptr(44))
+	assert.LessOrEqual(t, unsafe.Sizeof(history{}), uintptr(104))
 }

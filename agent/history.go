@@ -9,7 +9,9 @@ import (
 // devices API: the last 24 hours of power and voltage at 30-minute
 // resolution. It is a display aid, not a record, so it is kept small: one
 // byte per value, quantised, 104 bytes a device (a 100,000-device gateway
-// keeps it in 11 MB). The exact latest values are in the device's reading.
+// keeps it in 11 MB), held in the device record itself (a zero history is
+// an empty one) rather than allocated apart. The exact latest values are
+// in the device's reading.
 
 const (
 	historyBuckets = 48

@@ -2,10 +2,12 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -224,4 +226,106 @@ func FuzzParseRegistry(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRegistryNumbersExact: the compact rows keep positions and nominal
+// powers in fixed point; every number must still come back bit for bit as
+// parsed (and so print the same in the ticket's address), whether it fits
+// the fixed point or falls back to the exact table.
+func TestRegistryNumbersExact(t *testing.T) {
+	rows := []struct {
+		lat, lon, power string
+		compact         bool // expected to fit the fixed-point fields
+	}{
+		{"-19.7472", "-47.9381", "100", true},
+		{"-19.733929", "-47.947054", "150", true}, // as lightsim writes them
+		{"89.9999999", "-179.9999999", "99.5", true},
+		{"-90", "180", "6553.5", true},
+		{"", "", "", true},
+		{"-19.12345678", "-47.1", "100", false}, // 8 decimals
+		{"-19.7", "-47.9", "70.25", false},      // 2 decimals of a watt
+		{"-19.7", "-47.9", "7000", false},       // over 6553.5 W
+		{"-19.7", "-47.9", "1e300", false},
+		{"-0", "-47.9", "100", false}, // -0 prints as "-0": kept
+		{"-19.7", "-47.9", "-0", false},
+	}
+	var sb strings.Builder
+	sb.WriteString("nameplate_num,latitude,longitude,nominal_power\n")
+	for i, r := range rows {
+		fmt.Fprintf(&sb, "N%d,%s,%s,%s\n", i, r.lat, r.lon, r.power)
+	}
+	reg, rowErrs, err := ParseRegistry(strings.NewReader(sb.String()))
+	require.NoError(t, err)
+	require.Empty(t, rowErrs)
+	parse := func(s string) float64 {
+		if s == "" {
+			return 0
+		}
+		v, err := strconv.ParseFloat(s, 64)
+		require.NoError(t, err)
+		return v
+	}
+	inexact := 0
+	for i, r := range rows {
+		info, ok := reg.Lookup(fmt.Sprintf("N%d", i))
+		require.True(t, ok)
+		lat, lon, power := parse(r.lat), parse(r.lon), parse(r.power)
+		assert.Equal(t, math.Float64bits(power), math.Float64bits(info.NominalPower), "row %d power %s: %v", i, r.power, info.NominalPower)
+		if r.lat == "" {
+			assert.False(t, info.HasPosition)
+		} else {
+			assert.Equal(t, math.Float64bits(lat), math.Float64bits(info.Latitude), "row %d lat %s: %v", i, r.lat, info.Latitude)
+			assert.Equal(t, math.Float64bits(lon), math.Float64bits(info.Longitude), "row %d lon %s: %v", i, r.lon, info.Longitude)
+			assert.Equal(t, strconv.FormatFloat(lat, 'f', -1, 64), info.Site.Latitude)
+			assert.Equal(t, strconv.FormatFloat(lon, 'f', -1, 64), info.Site.Longitude)
+		}
+		if !r.compact {
+			inexact++
+		}
+	}
+	assert.Len(t, reg.exact, inexact, "only the numbers the fixed point cannot hold take the exact table")
+}
+
+// TestRegistryLargeIndex: a registry of many rows (the index grows past
+// its first guess, and shrinks when most lines are not rows) finds each
+// device and no other, and reports duplicates anywhere in the file.
+func TestRegistryLargeIndex(t *testing.T) {
+	const n = 20000
+	var sb strings.Builder
+	sb.WriteString("nameplate_num,address,municipality,nominal_power\n")
+	for i := range n {
+		fmt.Fprintf(&sb, "D%05d,Rua %d,Uberaba,%d\n", (i*7919)%n, i%300, 50+i%5*25)
+		if i%1000 == 999 {
+			fmt.Fprintf(&sb, "D%05d,Outra,Uberaba,1\n", (i*7919)%n) // a duplicate: reported, the first row kept
+		}
+	}
+	reg, rowErrs, err := ParseRegistry(strings.NewReader(sb.String()))
+	require.NoError(t, err)
+	require.Len(t, rowErrs, n/1000)
+	for _, re := range rowErrs {
+		assert.Contains(t, re.Reason, "duplicate nameplate_num")
+	}
+	require.Equal(t, n, reg.Len())
+	for i := range n {
+		info, ok := reg.Lookup(fmt.Sprintf("D%05d", (i*7919)%n))
+		require.True(t, ok, i)
+		assert.Equal(t, fmt.Sprintf("Rua %d", i%300), info.Site.Address)
+		assert.Equal(t, "Uberaba", info.Site.Municipality)
+		assert.Equal(t, float64(50+i%5*25), info.NominalPower)
+	}
+	for i := range 1000 {
+		_, ok := reg.Lookup(fmt.Sprintf("X%05d", i))
+		assert.False(t, ok)
+	}
+	assert.Equal(t, 300+1+1, len(reg.offs)-1-n, "repeated text is stored once: 300 streets, a municipality, and string 0")
+
+	// Mostly blank lines: the index is sized from the line count, then
+	// rebuilt for the rows there are.
+	blank := "nameplate_num\n" + strings.Repeat("\n", 50000) + "A\nB\n"
+	reg, _, err = ParseRegistry(strings.NewReader(blank))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"A", "B"}, reg.Nameplates())
+	assert.LessOrEqual(t, len(reg.index), 2*tableSize(2))
+	_, ok := reg.Lookup("A")
+	assert.True(t, ok)
 }

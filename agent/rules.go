@@ -117,8 +117,8 @@ func (d *Detector) apply(o *observation, t *Telemetry, at uint32) {
 	}
 	// lampPowerTooHigh: lit, with the registry's nominal power.
 	if r.Has(FieldPower) && litKnown && lit {
-		if e := o.reg.entry(dv.name); e != nil && e.nominalPower > 0 {
-			o.step(fLampPowerHigh, true, r.Power > overPowerFactor*e.nominalPower, at, when, r)
+		if nominal := o.regPower(); nominal > 0 {
+			o.step(fLampPowerHigh, true, r.Power > overPowerFactor*nominal, at, when, r)
 		}
 	}
 	// cyclingFailure: night, switching counted over the window.
@@ -159,12 +159,12 @@ func (o *observation) step(i int, applicable, shows bool, at uint32, when time.T
 		return
 	}
 	if dv.counts[i] == 0 {
-		dv.since[i] = at
+		o.startRun(i, at)
 	}
 	dv.counts[i]++
 	if dv.counts[i] >= o.d.confirm {
 		dv.counts[i] = 0
-		o.setSource(i, false, shows, dv.since[i], when, r)
+		o.setSource(i, false, shows, o.runSince(i), when, r)
 	}
 }
 
@@ -208,8 +208,8 @@ func (d *Detector) sunPhaseAt(o *observation, at uint32) sunPhase {
 	}
 	var lat, lon float64
 	ok := false
-	if e := o.reg.entry(dv.name); e != nil && e.hasPos {
-		lat, lon, ok = e.lat, e.lon, true
+	if rlat, rlon, rok := o.regPosition(); rok {
+		lat, lon, ok = rlat, rlon, true
 	} else if dv.flags&flagPos != 0 {
 		lat, lon, ok = float64(dv.lat), float64(dv.lon), true
 	} else if d.cfg.HasPosition {
