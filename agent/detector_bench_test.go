@@ -155,3 +155,33 @@ func BenchmarkDeviceMemory(b *testing.B) {
 		runtime.KeepAlive(d)
 	}
 }
+
+// BenchmarkDeviceMemoryUnlisted is BenchmarkDeviceMemory with no registry
+// (EDGE_DEVICES_FILE unset): every device is created by its first message,
+// with its own nameplate.
+func BenchmarkDeviceMemoryUnlisted(b *testing.B) {
+	const n = 100_000
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("IP%06d", i)
+	}
+	for b.Loop() {
+		h0 := heap()
+		d := NewDetector(testConfig(), nil, testNight.Add(-time.Hour))
+		for i, name := range names {
+			m := litAt(name, testNight.Add(time.Duration(i)*time.Millisecond))
+			if err := d.Observe(m, noCommit); err != nil {
+				b.Fatal(err)
+			}
+		}
+		h1 := heap()
+		b.ReportMetric(float64(h1-h0)/n, "bytes/device")
+		runtime.KeepAlive(d)
+	}
+}
