@@ -282,12 +282,27 @@ func (s *Store) runTx(reqs []*request, maxSize int) (_ []*request, wrote bool, _
 			_ = tx.Rollback()
 			return reqs, false, err
 		}
-		if err := tx.Commit(); err != nil {
+		var seqDone chan error
+		if w.seq > 0 {
+			// The sidecar is written while bbolt commits, so that its fsync
+			// overlaps the commit's instead of following it. Recording a
+			// number before its ticket is committed is safe: the sidecar
+			// says "numbers up to here may have been given"; a commit that
+			// fails leaves it ahead, and a number skipped is never reused.
+			seqDone = make(chan error, 1)
+			go func(seq uint64) { seqDone <- s.seq.write(seq) }(max(w.seq, s.seqFloor))
+		}
+		err = tx.Commit()
+		if seqDone != nil {
+			s.seqWritten(<-seqDone) // before anyone is answered
+		}
+		if err != nil {
 			return reqs, false, err
 		}
 		s.commits.Add(1)
 		if w.seq > 0 {
-			s.recordSeq(w.seq)
+			s.seqFloor = max(s.seqFloor, w.seq)
+			s.highWater.Store(int64(s.seqFloor))
 		}
 		return reqs, true, nil
 	}
@@ -306,13 +321,11 @@ func fillAppendOnly(tx *bolt.Tx) {
 	}
 }
 
-// recordSeq writes a new high-water mark to the sidecar, before the callers
-// are answered. A failure is logged, not returned: the database already
-// holds the mark, the sidecar only guards against restores.
-func (s *Store) recordSeq(seq uint64) {
-	s.seqFloor = max(s.seqFloor, seq)
-	s.highWater.Store(int64(s.seqFloor))
-	if err := s.seq.write(s.seqFloor); err != nil {
+// seqWritten reports a failed sidecar write. It is logged, not returned:
+// the database holds the mark in the same transaction as the tickets; the
+// sidecar only guards against the file being replaced.
+func (s *Store) seqWritten(err error) {
+	if err != nil {
 		s.setLastError(err)
 		s.log.Error("sequence sidecar not updated; numbers stay unique unless the store file is also replaced", logErr, err)
 	}
