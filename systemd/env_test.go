@@ -51,6 +51,10 @@ type envSetting struct {
 var (
 	settingRE = regexp.MustCompile(`^(#?)(EDGE_[A-Z0-9_]+)=(.*)$`)
 	groupRE   = regexp.MustCompile(`^# ---- (.+) ----$`)
+	// runtimeRE: the Go runtime's memory limit, documented in the example
+	// (commented out only: the example sets no default) but not part of
+	// the contract or the configuration code.
+	runtimeRE = regexp.MustCompile(`^#GOMEMLIMIT=$`)
 )
 
 // parseEnvExample reads settings ("NAME=v" and "#NAME=v", no space after the
@@ -85,6 +89,8 @@ func parseEnvExample(t *testing.T) (settings []envSetting, groups []string) {
 			continue
 		}
 		switch {
+		case runtimeRE.MatchString(line):
+			prose = nil
 		case line == "":
 			prose = nil
 		case strings.HasPrefix(line, "# ") || line == "#":
