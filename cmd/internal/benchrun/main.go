@@ -42,7 +42,9 @@ type plan struct {
 	MemDevices []int
 	MemRounds  int
 	MemRate    int // msgs/s of the report rounds
-	// MemLimit is a GOMEMLIMIT the largest fleet is measured with too.
+	// MemLimit is a GOMEMLIMIT the largest fleet is measured with too:
+	// the rule of thumb of systemd/edge-agent.env.example for it (16 MiB
+	// plus 300 bytes per device).
 	MemLimit string
 
 	DrainTickets     int
@@ -57,7 +59,7 @@ func fullPlan() plan {
 	return plan{
 		Runs: 3, GoRuns: 5, StormRuns: 3, HotBenchtime: "1s", StormPerTx: true,
 		IngestDevices: 10_000, IngestMessages: 200_000,
-		MemDevices: []int{10_000, 100_000}, MemRounds: 3, MemRate: 25_000, MemLimit: "64MiB",
+		MemDevices: []int{10_000, 100_000}, MemRounds: 3, MemRate: 25_000, MemLimit: "45MiB",
 		DrainTickets: 10_000, DrainLatency: 20 * time.Millisecond, DrainConcurrency: 8, DrainRate: 1000,
 		StartupFinished: 100_000,
 	}
