@@ -15,6 +15,8 @@
 //   - group commit: one writer goroutine turns the writes of concurrent
 //     callers into one transaction (one pair of fsyncs) and answers each
 //     caller only after that transaction is durable;
+//   - the ticket record's on-disk layout (record.go: hand-written binary,
+//     the create body verbatim; schema 1's JSON records still read);
 //   - the size cap (bbolt MaxSize), pruning, the corrupt-file handling at
 //     Open and the lock that keeps a second process out.
 //
