@@ -681,13 +681,27 @@ func (d *Detector) Counts(now time.Time) DeviceCounts {
 // since the last call (one record per device, however many messages) to
 // out, and returns it.
 func (d *Detector) CollectAttributes(out []DeviceAttributes) []DeviceAttributes {
+	return d.CollectSomeAttributes(out, 0)
+}
+
+// CollectSomeAttributes is CollectAttributes for at most max devices (0:
+// all); the devices left out stay changed for the next call. A caller
+// saving a large fleet in bounded batches uses it, so that neither the
+// collected copies nor one huge store transaction have to hold the whole
+// fleet at once.
+func (d *Detector) CollectSomeAttributes(out []DeviceAttributes, max int) []DeviceAttributes {
+	n := 0
 	for i := range d.shards {
+		if max > 0 && n >= max {
+			break
+		}
 		sh := &d.shards[i]
 		sh.mu.Lock()
 		sh.each(func(dv *device) {
-			if dv.flags&flagDirty != 0 {
+			if dv.flags&flagDirty != 0 && (max <= 0 || n < max) {
 				out = append(out, dv.attributes(sh.name(dv)))
 				dv.flags &^= flagDirty
+				n++
 			}
 		})
 		sh.mu.Unlock()

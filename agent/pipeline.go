@@ -260,23 +260,50 @@ func (p *Pipeline) RunAttributes(ctx context.Context) error {
 	}
 }
 
-// saveAttributes moves the detector's changed devices into the store.
+// attrSaveBatch is how many devices one store write of attributes carries:
+// a fleet of 100,000 is saved in bounded transactions, not in one that
+// holds the whole fleet in memory.
+const attrSaveBatch = 500
+
+// saveAttributes moves the detector's changed devices into the store, in
+// batches. A batch the store refuses is kept for the next round (latest
+// values win) and the round stops there; what the detector still holds
+// stays marked changed.
 func (p *Pipeline) saveAttributes(ctx context.Context) {
-	for _, a := range p.det.CollectAttributes(nil) {
-		p.unsaved[a.Nameplate] = a
+	if len(p.unsaved) > 0 {
+		batch := make([]DeviceAttributes, 0, len(p.unsaved))
+		for _, a := range p.unsaved {
+			batch = append(batch, a)
+		}
+		if !p.putAttributes(ctx, batch) {
+			return
+		}
+		clear(p.unsaved)
 	}
-	if len(p.unsaved) == 0 {
-		return
+	buf := make([]DeviceAttributes, 0, attrSaveBatch)
+	for {
+		batch := p.det.CollectSomeAttributes(buf[:0], attrSaveBatch)
+		if len(batch) == 0 {
+			return
+		}
+		if !p.putAttributes(ctx, batch) {
+			for _, a := range batch {
+				p.unsaved[a.Nameplate] = a
+			}
+			return
+		}
+		if len(batch) < attrSaveBatch {
+			return
+		}
 	}
-	batch := make([]DeviceAttributes, 0, len(p.unsaved))
-	for _, a := range p.unsaved {
-		batch = append(batch, a)
-	}
+}
+
+func (p *Pipeline) putAttributes(ctx context.Context, batch []DeviceAttributes) bool {
 	if err := p.attrs.PutAttributes(ctx, batch); err != nil {
 		p.log.Error("persisting device attributes failed; kept for the next round", "devices", len(batch), "err", err)
-		return
+		return false
 	}
-	clear(p.unsaved)
+	return true
 }
 
 // flushAttributes sends dirty attribute records to the API in chunks.

@@ -15,12 +15,14 @@ import (
 
 // memAttrs is an in-memory AttributeStore and AttributeAPI.
 type memAttrs struct {
-	mu      sync.Mutex
-	recs    map[string]AttributeRecord
-	dirty   map[string]bool
-	sent    []DeviceAttributes
-	putErr  error
-	sendErr error
+	mu       sync.Mutex
+	puts     int // PutAttributes calls
+	maxBatch int // the most devices one call carried
+	recs     map[string]AttributeRecord
+	dirty    map[string]bool
+	sent     []DeviceAttributes
+	putErr   error
+	sendErr  error
 }
 
 func newMemAttrs() *memAttrs {
@@ -33,6 +35,8 @@ func (m *memAttrs) PutAttributes(_ context.Context, attrs []DeviceAttributes) er
 	if m.putErr != nil {
 		return m.putErr
 	}
+	m.puts++
+	m.maxBatch = max(m.maxBatch, len(attrs))
 	for _, a := range attrs {
 		r := m.recs[a.Nameplate]
 		m.recs[a.Nameplate] = AttributeRecord{Attributes: a, Version: r.Version + 1}
@@ -289,4 +293,23 @@ func TestPipelineFullStoreDefersWithoutStallingIntake(t *testing.T) {
 	tk := r.store.get(1)
 	require.Equal(t, FaultSupplyVoltageTooHigh, tk.Fault)
 	require.Equal(t, r.t0, tk.Since, "the fault was seen since the first reading")
+}
+
+// A large fleet's attributes reach the store in bounded batches, every
+// device once.
+func TestPipelineAttributesSavedInBatches(t *testing.T) {
+	r := newPipelineRig(t, true)
+	ctx := context.Background()
+	const n = 1234
+	for i := range n {
+		tm := &Telemetry{Nameplate: fmt.Sprintf("LP%05d", i), At: r.t0, Received: r.t0,
+			Reading: Reading{Fields: FieldVoltage, Voltage: 221}}
+		require.NoError(t, r.p.HandleTelemetry(ctx, tm))
+	}
+	r.p.saveAttributes(ctx)
+	require.Len(t, r.attrs.recs, n)
+	require.LessOrEqual(t, r.attrs.maxBatch, attrSaveBatch)
+	require.Equal(t, (n+attrSaveBatch-1)/attrSaveBatch, r.attrs.puts)
+	r.p.saveAttributes(ctx)
+	require.Equal(t, (n+attrSaveBatch-1)/attrSaveBatch, r.attrs.puts, "nothing changed: nothing written")
 }
