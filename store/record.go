@@ -269,11 +269,17 @@ func decodeRecord(v []byte, rec *record) error {
 type recordDecoder struct {
 	b   []byte
 	err error
+	// what names the record in errors; "" is a ticket record.
+	what string
 }
 
 func (d *recordDecoder) fail(field string) {
 	if d.err == nil {
-		d.err = fmt.Errorf("%w: ticket record: bad or truncated %s", errCorrupt, field)
+		what := d.what
+		if what == "" {
+			what = "ticket record"
+		}
+		d.err = fmt.Errorf("%w: %s: bad or truncated %s", errCorrupt, what, field)
 	}
 	d.b = nil
 }
