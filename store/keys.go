@@ -15,7 +15,10 @@ import (
 //	1: ticket records as JSON
 //	2: ticket records in the binary layout of record.go (schema 1's JSON
 //	   records are still read, and rewritten as binary when they change)
-const schemaVersion = 2
+//	3: attribute records in the binary layout of attrrecord.go (the JSON
+//	   records of schemas 1 and 2 are still read, and rewritten as binary
+//	   when next written)
+const schemaVersion = 3
 
 // Buckets. Every index is maintained in the same transaction as the ticket
 // it points to, by putTicket and deleteTicket only.
@@ -28,7 +31,7 @@ var (
 	bktDevice   = []byte("idx_device")   // nameplate 0 pkey(protocol) → empty
 	bktFinished = []byte("idx_finished") // tkey(FinishedAt) pkey(protocol) → empty
 	bktCounts   = []byte("counts")       // state → uint64
-	bktAttrs    = []byte("attrs")        // nameplate → JSON attrRecord
+	bktAttrs    = []byte("attrs")        // nameplate → attribute record (attrrecord.go)
 	bktDirty    = []byte("attrs_dirty")  // nameplate → empty
 
 	allBuckets = [][]byte{bktMeta, bktTickets, bktQueue, bktOpen, bktState, bktDevice,

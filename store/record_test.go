@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -54,6 +55,15 @@ func fillRandom(t testing.TB, rng *rand.Rand, v reflect.Value, path string) {
 			f = 1
 		}
 		v.SetFloat(f)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			t.Fatalf("%s: a slice of %s: teach the record codecs and this test about it", path, v.Type().Elem())
+		}
+		n := 1 + rng.IntN(4)
+		v.Set(reflect.MakeSlice(v.Type(), n, n))
+		for i := range n {
+			fillRandom(t, rng, v.Index(i), fmt.Sprintf("%s[%d]", path, i))
+		}
 	default:
 		t.Fatalf("%s: a field of kind %s: teach appendRecord/decodeRecord and this test about it", path, v.Kind())
 	}

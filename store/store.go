@@ -75,6 +75,9 @@ type Options struct {
 	// noGroup disables group commit (one transaction per request), for the
 	// benchmark that measures what grouping buys.
 	noGroup bool
+	// attrFill, when not 0, is the attribute buckets' bbolt FillPercent,
+	// for the benchmark that measures what packing their pages would buy.
+	attrFill float64
 }
 
 // Stats is the store's health, for the status page and metrics.
