@@ -66,7 +66,7 @@ bench-quick: build
 # make test fuzzes each for 5 s, make fuzz for FUZZTIME.
 FUZZ_TARGETS := ./mqtt:FuzzDecodeTelemetry ./mqtt:FuzzParseTopic ./mqtt:FuzzParseRFC3339 \
 	./agent:FuzzParseRegistry ./m2m:FuzzParseCreateResponse ./m2m:FuzzParseRetryAfter \
-	./m2m:FuzzEncodeCreate ./store:FuzzDecodeSidecar ./store:FuzzDecodeRecord
+	./m2m:FuzzEncodeCreate ./store:FuzzDecodeSidecar ./store:FuzzDecodeRecord ./store:FuzzDecodeAttrRecord
 FUZZTIME ?= 2m
 
 ## fuzz: every fuzz target for FUZZTIME each (default 2m)
