@@ -197,9 +197,9 @@ func (r *report) markdown() string {
 		var prev *memSize
 		for i := range mm.Sizes {
 			sz := &mm.Sizes[i]
-			var rss []float64
+			var rss, anon, file []float64
 			for _, x := range sz.Runs {
-				rss = append(rss, x.RSS)
+				rss, anon, file = append(rss, x.RSS), append(anon, x.RSSAnon), append(file, x.RSSFile)
 			}
 			target, limit := "", na
 			switch sz.Devices {
@@ -216,12 +216,12 @@ func (r *report) markdown() string {
 			if prev != nil && sz.MemLimit == "" {
 				per += fmt.Sprintf(", %s B per device added beyond %s", thousands(int64((median(rss)-median(memRSS(prev)))/float64(sz.Devices-prev.Devices))), thousands(int64(prev.Devices)))
 			}
-			settings := "product defaults"
+			settings := "no GOMEMLIMIT"
 			if sz.MemLimit != "" {
 				settings = "GOMEMLIMIT=" + sz.MemLimit
 			}
-			row(fmt.Sprintf("memory: agent VmRSS tracking %s devices (registry + %d report rounds), %s", thousands(int64(sz.Devices)), mm.Rounds, settings),
-				fmt.Sprintf("%s (%s)", fmtMB(median(rss)), per), rangeOf(rss, fmtMB), target, v)
+			row(fmt.Sprintf("memory: agent VmRSS tracking %s devices (registry + %d report rounds + the attribute round: every device saved in the store and applied at the API), %s", thousands(int64(sz.Devices)), mm.Rounds, settings),
+				fmt.Sprintf("%s (RssAnon %s, RssFile %s; %s)", fmtMB(median(rss)), fmtMB(median(anon)), fmtMB(median(file)), per), rangeOf(rss, fmtMB), target, v)
 			if sz.MemLimit == "" {
 				prev = sz
 			}
@@ -325,16 +325,20 @@ func (r *report) details(b *strings.Builder) {
 	}
 	if mm := r.Memory; mm != nil {
 		w("- **memory**: registry written by `lightsim --devices N --write-registry devices.csv --write-only`; agent with %s; then `%s`\n"+
-			"  (N × %d messages at %s msgs/s); once all are received, %v settle, then VmRSS of /proc/<pid>/status every 250 ms for %v, median.\n",
-			mm.AgentEnv, mm.Lightsim, mm.Rounds, thousands(int64(mm.Rate)), mm.Settle, mm.Sample)
+			"  (N × %d messages at %s msgs/s); once all are received, until the simulator's record (/_sim/record, polled every %v) holds the attributes of every device\n"+
+			"  and has applied none for %v (the last attribute round, save and send, is over), then %v settle, then VmRSS, RssAnon and RssFile of /proc/<pid>/status\n"+
+			"  every 250 ms for %v, medians.\n",
+			mm.AgentEnv, mm.Lightsim, mm.Rounds, thousands(int64(mm.Rate)), memAttrPoll, mm.AttrQuiet, mm.Settle, mm.Sample)
 		for _, sz := range mm.Sizes {
 			settings := ""
 			if sz.MemLimit != "" {
 				settings = ", GOMEMLIMIT=" + sz.MemLimit
 			}
 			for i, x := range sz.Runs {
-				w("  - %s devices%s, run %d: VmRSS %s (anonymous %s, file-backed %s), VmHWM %s; Go heap in use %s, runtime total (go_memstats_sys_bytes) %s, next GC at %s\n",
-					thousands(int64(sz.Devices)), settings, i+1, fmtMB(x.RSS), fmtMB(x.RSSAnon), fmtMB(x.RSSFile), fmtMB(x.HWM), fmtMB(x.HeapInuse), fmtMB(x.Sys), fmtMB(x.NextGC))
+				w("  - %s devices%s, run %d: VmRSS %s (anonymous %s, file-backed %s), VmHWM %s; Go heap in use %s, runtime total (go_memstats_sys_bytes) %s, next GC at %s; "+
+					"store file %s; the simulator applied the attributes of %s devices (%s updates), the last %s after the last message\n",
+					thousands(int64(sz.Devices)), settings, i+1, fmtMB(x.RSS), fmtMB(x.RSSAnon), fmtMB(x.RSSFile), fmtMB(x.HWM), fmtMB(x.HeapInuse), fmtMB(x.Sys), fmtMB(x.NextGC),
+					fmtMB(x.StoreBytes), thousands(x.Applied), thousands(x.Updates), fmtDur(x.AttrWait.Seconds()))
 			}
 		}
 	}
