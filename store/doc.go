@@ -16,7 +16,9 @@
 //     callers into one transaction (one pair of fsyncs) and answers each
 //     caller only after that transaction is durable;
 //   - the ticket record's on-disk layout (record.go: hand-written binary,
-//     the create body verbatim; schema 1's JSON records still read);
+//     the create body verbatim; schema 1's JSON records still read), and
+//     the attribute record's (attrrecord.go: about 40 bytes a device, exact
+//     numbers; the JSON records of schemas 1–2 still read);
 //   - the size cap (bbolt MaxSize), pruning, the corrupt-file handling at
 //     Open and the lock that keeps a second process out.
 //
