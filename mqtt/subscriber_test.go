@@ -51,6 +51,8 @@ func TestSubscriberDeliversDecodedMessages(t *testing.T) {
 	if online["LP-0001"] || !online["LP-0002"] {
 		t.Errorf("statuses wrong: %+v", rec.statuses())
 	}
+	// The handler returns before Handled is counted: wait for the count.
+	waitFor(t, "4 messages counted as handled", func() bool { return sub.Stats().Handled >= 4 })
 	st := sub.Stats()
 	if !st.Connected || !st.Subscribed || st.ConnectedSince.IsZero() || st.Received != 4 || st.Handled != 4 || st.RejectedTotal != 0 {
 		t.Errorf("stats wrong: %+v", st)
@@ -188,7 +190,12 @@ func TestSubscriberGarbageFlood(t *testing.T) {
 		total += n
 	}
 	total += int64(seq)
-	waitFor(t, "every message to be taken in", func() bool { return sub.Stats().Received >= total })
+	// Received counts a message as it comes in, Handled and Rejected once
+	// it is settled: wait until all of them are settled, not just seen.
+	waitFor(t, "every message to be settled", func() bool {
+		st := sub.Stats()
+		return st.Received >= total && st.Handled+st.RejectedTotal+st.HandlerErrors >= total
+	})
 
 	st := sub.Stats()
 	for _, r := range Reasons() {
