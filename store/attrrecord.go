@@ -223,7 +223,9 @@ func parseAttrHeader(v []byte) (h attrHeader, ok bool) {
 		return h, false
 	}
 	ver, n := binary.Uvarint(v[2:])
-	if n <= 0 {
+	// n > 1 ending in a zero byte is a longer form of a shorter varint:
+	// binary.Uvarint takes it, the encoder never writes it.
+	if n <= 0 || n > 1 && v[2+n-1] == 0 {
 		return h, false
 	}
 	return attrHeader{version: ver, dirty: v[1] == 1, payload: v[2+n:]}, true
