@@ -22,9 +22,17 @@ const testToken = "s3cret-token-0123456789"
 // and returns Serve's result.
 func serveOn(t *testing.T, s *Server, ln net.Listener) (stop func() error) {
 	t.Helper()
+	return runUntilStopped(t, "Serve", func(ctx context.Context) error { return s.Serve(ctx, ln) })
+}
+
+// runUntilStopped runs serve in a goroutine; the returned stop (also run at
+// cleanup) cancels its context and returns its result, or an error if it
+// does not return within 10 s.
+func runUntilStopped(t *testing.T, what string, serve func(context.Context) error) (stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
+	go func() { done <- serve(ctx) }()
 	var once sync.Once
 	var err error
 	stop = func() error {
@@ -33,7 +41,7 @@ func serveOn(t *testing.T, s *Server, ln net.Listener) (stop func() error) {
 			select {
 			case err = <-done:
 			case <-time.After(10 * time.Second):
-				err = errors.New("Serve did not return within 10s of its context ending")
+				err = errors.New(what + " did not return within 10s of its context ending")
 			}
 		})
 		return err
@@ -295,24 +303,7 @@ func sockDir(t *testing.T) string {
 
 func serveUnix(t *testing.T, s *Server, path string) (stop func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.ServeUnix(ctx, path) }()
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case err = <-done:
-			case <-time.After(10 * time.Second):
-				err = errors.New("ServeUnix did not return")
-			}
-		})
-		return err
-	}
-	t.Cleanup(func() { _ = stop() })
-	return stop
+	return runUntilStopped(t, "ServeUnix", func(ctx context.Context) error { return s.ServeUnix(ctx, path) })
 }
 
 func TestServeUnix(t *testing.T) {
