@@ -69,7 +69,7 @@ func runDrain(e *env) (*drainResult, error) {
 		if _, err := seedStore(e.ctx, filepath.Join(runDir, "state"), p.DrainTickets, 0); err != nil {
 			return nil, err
 		}
-		if err := simReset(sim.URL); err != nil {
+		if err := sim.Reset(); err != nil {
 			return nil, err
 		}
 		r, err := e.drainOnce(runDir, br.URL, sim, extra, p.DrainTickets)

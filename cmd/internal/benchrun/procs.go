@@ -261,20 +261,6 @@ func (n *notifyListener) close() {
 	_ = os.Remove(n.Path)
 }
 
-// simReset makes m2m-sim forget everything it received.
-func simReset(simURL string) error {
-	resp, err := http.Post(simURL+"/_sim/reset", "application/json", nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
-		return fmt.Errorf("sim reset: %s: %s", resp.Status, b)
-	}
-	return nil
-}
-
 // metricsValue scrapes one unlabelled metric from the agent's /metrics.
 func metricsValues(httpAddr string, names ...string) (map[string]float64, error) {
 	c := &http.Client{Timeout: 5 * time.Second}

@@ -247,7 +247,17 @@ func (s *Sim) SetFaults(f m2mtest.Faults) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequest(http.MethodPut, s.URL+"/_sim/faults", bytes.NewReader(body))
+	return s.control(http.MethodPut, "/_sim/faults", body)
+}
+
+// Reset makes the simulator forget everything it received.
+func (s *Sim) Reset() error {
+	return s.control(http.MethodPost, "/_sim/reset", nil)
+}
+
+// control sends one request to the simulator's control API and wants a 2xx.
+func (s *Sim) control(method, path string, body []byte) error {
+	req, err := http.NewRequest(method, s.URL+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -259,7 +269,7 @@ func (s *Sim) SetFaults(f m2mtest.Faults) error {
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("set faults: %s: %s", resp.Status, b)
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
 	}
 	return nil
 }
