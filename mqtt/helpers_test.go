@@ -266,7 +266,10 @@ type proxy struct {
 	target string
 	mu     sync.Mutex
 	conns  []net.Conn
-	wg     sync.WaitGroup
+	// gate, while open (closed channel or nil), lets accepted connections
+	// through to the broker; hold replaces it with an open one.
+	gate chan struct{}
+	wg   sync.WaitGroup
 }
 
 func startProxy(t *testing.T, brokerURL string) *proxy {
@@ -280,6 +283,7 @@ func startProxy(t *testing.T, brokerURL string) *proxy {
 	go p.serve()
 	t.Cleanup(func() {
 		_ = ln.Close()
+		p.release()
 		p.cut()
 		p.wg.Wait()
 	})
@@ -294,6 +298,12 @@ func (p *proxy) serve() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		gate := p.gate
+		p.mu.Unlock()
+		if gate != nil {
+			<-gate
 		}
 		up, err := net.Dial("tcp", p.target)
 		if err != nil {
@@ -314,6 +324,25 @@ func (p *proxy) pipe(dst, src net.Conn) {
 	_, _ = io.Copy(dst, src) // ends with an error when cut: that is the point
 	_ = dst.Close()
 	_ = src.Close()
+}
+
+// hold keeps new connections from reaching the broker until release: a
+// client that reconnects at once would otherwise take its old session over
+// before the broker noticed the cut, and the broker sends no will then.
+func (p *proxy) hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gate = make(chan struct{})
+}
+
+// release lets held and new connections through again.
+func (p *proxy) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gate != nil {
+		close(p.gate)
+		p.gate = nil
+	}
 }
 
 // cut closes every connection through the proxy.

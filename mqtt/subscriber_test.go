@@ -361,9 +361,11 @@ func TestGatewayStatus(t *testing.T) {
 	waitFor(t, "online", func() bool { return w.last() == "online" })
 
 	n := len(w.all())
-	px.cut() // the link dies: no DISCONNECT reaches the broker
-	// The reconnection can follow within milliseconds: look at the whole
-	// sequence since the cut, not at the latest message.
+	px.hold() // the broker must see the old connection die before a new one
+	px.cut()  // the link dies: no DISCONNECT reaches the broker
+	waitFor(t, "the will (offline)", func() bool { return slices.Contains(w.all()[n:], "offline") })
+	px.release()
+	// Look at the whole sequence since the cut, not at the latest message.
 	waitFor(t, "the will (offline), then online again", func() bool {
 		after := w.all()[n:]
 		i := slices.Index(after, "offline")
